@@ -1,0 +1,147 @@
+// One function per `fewshot` command; each returns the JSON it prints with --json.
+
+import path from 'node:path';
+import { FewShotError } from '../shared/errors.ts';
+import { Backbone } from '../main/engine/backbones/backbone.ts';
+import { addOnnxBackbone } from '../main/engine/backbones/install.ts';
+import { listBackbones, resolveBackbone, userModelsDir } from '../main/engine/backbones/registry.ts';
+import { computeFeatures } from '../main/engine/features/project-features.ts';
+import { DEFAULT_LIMITS } from '../main/engine/image/decode.ts';
+import { importFolder } from '../main/engine/import/import-folder.ts';
+import { Project } from '../main/store/project.ts';
+
+export interface CliContext {
+  json: boolean;
+  options: Record<string, string | boolean | undefined>;
+  log(line: string): void;
+  progress(line: string): void;
+}
+
+export type Command = (args: string[], ctx: CliContext) => Promise<unknown>;
+
+function need(args: string[], n: number, usage: string): string[] {
+  if (args.length !== n) throw new FewShotError('INVALID_INPUT', `usage: fewshot ${usage}`);
+  return args;
+}
+
+function intOption(ctx: CliContext, name: string, fallback: number): number {
+  const v = ctx.options[name];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new FewShotError('INVALID_INPUT', `--${name} must be a positive integer.`);
+  return n;
+}
+
+function stringOption(ctx: CliContext, name: string): string | undefined {
+  const v = ctx.options[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+async function withProject<T>(file: string, fn: (p: Project) => Promise<T>): Promise<T> {
+  const p = Project.open(file);
+  try {
+    return await fn(p);
+  } finally {
+    p.close();
+  }
+}
+
+const projectCreate: Command = async (args, ctx) => {
+  const [file] = need(args, 1, 'project create FILE') as [string];
+  const p = Project.create(file, stringOption(ctx, 'name'));
+  p.close();
+  ctx.log(`Created project ${file}`);
+  return { file: path.resolve(file) };
+};
+
+const importCmd: Command = async (args, ctx) => {
+  const [file, folder] = need(args, 2, 'import FILE FOLDER [--groups CSV]') as [string, string];
+  return withProject(file, async (p) => {
+    const groups = stringOption(ctx, 'groups');
+    const groupColumn = stringOption(ctx, 'group-column');
+    const summary = await importFolder(p, folder, {
+      ...(groups ? { groupsCsv: groups } : {}),
+      ...(groupColumn ? { groupColumn } : {}),
+      limits: { ...DEFAULT_LIMITS, maxPixels: intOption(ctx, 'max-pixels', DEFAULT_LIMITS.maxPixels) },
+      onProgress: (pr) => {
+        if (pr.phase === 'importing')
+          ctx.progress(
+            `importing: ${pr.processed}/${pr.filesSeen} files, ${pr.added} added, ${pr.rejected} rejected`,
+          );
+      },
+    });
+    ctx.log(
+      `Imported ${summary.added} new images from ${summary.root} (${summary.alreadyPresent} already present, ${summary.duplicates} duplicates).`,
+    );
+    for (const [cls, n] of Object.entries(summary.perClass)) ctx.log(`  ${cls}: ${n}`);
+    if (summary.groupsAssigned) ctx.log(`Groups assigned: ${summary.groupsAssigned}`);
+    if (summary.rejected.length) {
+      ctx.log(`Rejected ${summary.rejected.length} files:`);
+      for (const r of summary.rejected) ctx.log(`  ${r.path}: ${r.code}: ${r.message}`);
+    }
+    return summary;
+  });
+};
+
+const modelsList: Command = async (args, ctx) => {
+  need(args, 0, 'models list');
+  const problems: { dir: string; message: string }[] = [];
+  const models = listBackbones(problems);
+  for (const m of models) {
+    const state = !m.supported ? 'unsupported format' : m.present ? 'installed' : 'missing';
+    ctx.log(
+      `${m.id.padEnd(28)} ${m.architecture.padEnd(18)} ${m.format.padEnd(12)} dim ${String(m.featureDim).padEnd(5)} ${m.source.padEnd(8)} ${state}`,
+    );
+    if (!m.present && m.install) ctx.log(`    to install: ${m.install}`);
+  }
+  for (const pr of problems) ctx.log(`warning: ${pr.dir}: ${pr.message}`);
+  return { models, problems };
+};
+
+const modelsAdd: Command = async (args, ctx) => {
+  const [file] = need(args, 1, 'models add PATH [--id ID] [--preset NAME]') as [string];
+  const id = stringOption(ctx, 'id');
+  const preset = stringOption(ctx, 'preset');
+  const entry = await addOnnxBackbone(file, {
+    dir: userModelsDir(),
+    ...(id ? { id } : {}),
+    ...(preset ? { preset } : {}),
+  });
+  ctx.log(
+    `Added backbone ${entry.id} (${entry.architecture}, ${entry.output.dim} features) to ${userModelsDir()}`,
+  );
+  return entry;
+};
+
+const features: Command = async (args, ctx) => {
+  const [file] = need(args, 1, 'features FILE --backbone ID') as [string];
+  const id = stringOption(ctx, 'backbone');
+  if (!id) throw new FewShotError('INVALID_INPUT', '--backbone is required (see fewshot models list).');
+  return withProject(file, async (p) => {
+    const backbone = await Backbone.load(resolveBackbone(id), {
+      threads: intOption(ctx, 'threads', 0) || undefined,
+    });
+    try {
+      const r = await computeFeatures(p, backbone, {
+        batchSize: intOption(ctx, 'batch', 16),
+        onProgress: (pr) => ctx.progress(`features: ${pr.done}/${pr.total}`),
+      });
+      ctx.log(
+        `${r.computed} computed, ${r.fromCache} from cache, ${r.failed} failed; ${r.imagesPerSecond.toFixed(1)} images/s`,
+      );
+      for (const e of r.errors) ctx.log(`  image ${e.imageId}: ${e.error.code}: ${e.error.message}`);
+      return r;
+    } finally {
+      await backbone.release();
+    }
+  });
+};
+
+export const COMMANDS: Record<string, Command> = {
+  'project create': projectCreate,
+  import: importCmd,
+  'models list': modelsList,
+  'models add': modelsAdd,
+  features,
+};

@@ -1,0 +1,77 @@
+// The `fewshot` command: the engine and store from a terminal. `--json` prints machine-readable results
+// on stdout; errors print one line on stderr and exit non-zero.
+
+import { parseArgs } from 'node:util';
+import { FewShotError, toErrorData } from '../shared/errors.ts';
+import { COMMANDS, type CliContext } from './commands.ts';
+
+const USAGE = `usage: fewshot <command> [options]
+
+  project create FILE                 create a project file (e.g. lab.fsl)
+  import FILE FOLDER [--groups CSV]   import a folder with one subfolder per class
+  models list                         backbones: installed and missing
+  models add PATH [--id ID] [--preset imagenet|caffe-bgr|tf-inception]
+  features FILE --backbone ID         compute (or read cached) features
+
+Every command takes --json.`;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+        groups: { type: 'string' },
+        'group-column': { type: 'string' },
+        'max-pixels': { type: 'string' },
+        backbone: { type: 'string' },
+        batch: { type: 'string' },
+        threads: { type: 'string' },
+        id: { type: 'string' },
+        preset: { type: 'string' },
+        name: { type: 'string' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`fewshot: INVALID_INPUT: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(`${USAGE}\n`);
+    return positionals.length === 0 && !values.help ? 2 : 0;
+  }
+  const ctx: CliContext = {
+    json: values.json ?? false,
+    options: values,
+    log: (line) => {
+      if (!values.json) process.stdout.write(`${line}\n`);
+    },
+    progress: (line) => {
+      if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
+    },
+  };
+  const [a, b] = positionals;
+  const key = COMMANDS[`${a} ${b}`] ? `${a} ${b}` : (a as string);
+  const command = COMMANDS[key];
+  if (!command) {
+    process.stderr.write(`fewshot: INVALID_INPUT: unknown command "${positionals.join(' ')}"\n${USAGE}\n`);
+    return 2;
+  }
+  const args = positionals.slice(key.split(' ').length);
+  try {
+    const result = await command(args, ctx);
+    if (process.stderr.isTTY && !ctx.json) process.stderr.write('\r\x1b[K');
+    if (ctx.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  } catch (e) {
+    const err = toErrorData(e);
+    if (!(e instanceof FewShotError)) process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+    process.stderr.write(`fewshot: ${err.code}: ${err.message}\n`);
+    return err.code === 'INVALID_INPUT' ? 2 : 1;
+  }
+}

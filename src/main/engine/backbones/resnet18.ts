@@ -1,0 +1,189 @@
+// Builds an ONNX ResNet18 with torchvision's exact topology and names (conv1, bn1, layer1.0.conv1, …,
+// fc) and seeded random weights. Used wherever the architecture matters and the weights do not: tests,
+// benchmarks, and the fine-tuning engine's checks. BatchNormalization nodes are kept, not folded.
+
+import { floatTensor, type OnnxModel, type OnnxNode, type OnnxTensor } from '../onnx/model.ts';
+import { DataType } from '../onnx/model.ts';
+import { Rng } from '../random.ts';
+
+export interface ResNet18Options {
+  seed?: number;
+  numClasses?: number;
+}
+
+export function buildResNet18(options: ResNet18Options = {}): OnnxModel {
+  const rng = new Rng(options.seed ?? 0);
+  const numClasses = options.numClasses ?? 1000;
+  const nodes: OnnxNode[] = [];
+  const inits: OnnxTensor[] = [];
+  const ints = (name: string, v: number[]) => ({ name, type: 'ints' as const, ints: v });
+
+  const conv = (
+    name: string,
+    input: string,
+    cin: number,
+    cout: number,
+    k: number,
+    stride: number,
+    pad: number,
+  ): string => {
+    const std = Math.sqrt(2 / (cout * k * k)); // kaiming_normal_, mode='fan_out', relu
+    const w = new Float32Array(cout * cin * k * k);
+    for (let i = 0; i < w.length; i++) w[i] = rng.normal() * std;
+    inits.push(floatTensor(`${name}.weight`, [cout, cin, k, k], w));
+    const out = `${name}_output`;
+    nodes.push({
+      name,
+      opType: 'Conv',
+      domain: '',
+      inputs: [input, `${name}.weight`],
+      outputs: [out],
+      attributes: [
+        ints('dilations', [1, 1]),
+        { name: 'group', type: 'int', i: 1 },
+        ints('kernel_shape', [k, k]),
+        ints('pads', [pad, pad, pad, pad]),
+        ints('strides', [stride, stride]),
+      ],
+    });
+    return out;
+  };
+  const bn = (name: string, input: string, c: number): string => {
+    // Non-trivial statistics, so that tests see BatchNorm doing something.
+    const gamma = new Float32Array(c).map(() => rng.uniform(0.5, 1.5));
+    const beta = new Float32Array(c).map(() => rng.normal() * 0.1);
+    const mean = new Float32Array(c).map(() => rng.normal() * 0.1);
+    const variance = new Float32Array(c).map(() => rng.uniform(0.5, 1.5));
+    inits.push(
+      floatTensor(`${name}.weight`, [c], gamma),
+      floatTensor(`${name}.bias`, [c], beta),
+      floatTensor(`${name}.running_mean`, [c], mean),
+      floatTensor(`${name}.running_var`, [c], variance),
+    );
+    const out = `${name}_output`;
+    nodes.push({
+      name,
+      opType: 'BatchNormalization',
+      domain: '',
+      inputs: [input, `${name}.weight`, `${name}.bias`, `${name}.running_mean`, `${name}.running_var`],
+      outputs: [out],
+      attributes: [
+        { name: 'epsilon', type: 'float', f: 1e-5 },
+        { name: 'momentum', type: 'float', f: 0.9 },
+      ],
+    });
+    return out;
+  };
+  const relu = (name: string, input: string): string => {
+    const out = `${name}_output`;
+    nodes.push({ name, opType: 'Relu', domain: '', inputs: [input], outputs: [out], attributes: [] });
+    return out;
+  };
+
+  let x = conv('conv1', 'input', 3, 64, 7, 2, 3);
+  x = relu('relu', bn('bn1', x, 64));
+  nodes.push({
+    name: 'maxpool',
+    opType: 'MaxPool',
+    domain: '',
+    inputs: [x],
+    outputs: ['maxpool_output'],
+    attributes: [
+      { name: 'ceil_mode', type: 'int', i: 0 },
+      ints('dilations', [1, 1]),
+      ints('kernel_shape', [3, 3]),
+      ints('pads', [1, 1, 1, 1]),
+      ints('strides', [2, 2]),
+    ],
+  });
+  x = 'maxpool_output';
+  let cin = 64;
+  for (const [layer, cout, stride] of [
+    [1, 64, 1],
+    [2, 128, 2],
+    [3, 256, 2],
+    [4, 512, 2],
+  ] as const) {
+    for (let b = 0; b < 2; b++) {
+      const p = `layer${layer}.${b}`;
+      const s = b === 0 ? stride : 1;
+      const identity = x;
+      let y = conv(`${p}.conv1`, x, cin, cout, 3, s, 1);
+      y = relu(`${p}.relu`, bn(`${p}.bn1`, y, cout));
+      y = bn(`${p}.bn2`, conv(`${p}.conv2`, y, cout, cout, 3, 1, 1), cout);
+      let shortcut = identity;
+      if (b === 0 && (s !== 1 || cin !== cout)) {
+        shortcut = bn(`${p}.downsample.1`, conv(`${p}.downsample.0`, identity, cin, cout, 1, s, 0), cout);
+      }
+      nodes.push({
+        name: `${p}.add`,
+        opType: 'Add',
+        domain: '',
+        inputs: [y, shortcut],
+        outputs: [`${p}.add_output`],
+        attributes: [],
+      });
+      x = relu(`${p}.relu_1`, `${p}.add_output`);
+      cin = cout;
+    }
+  }
+  nodes.push({
+    name: 'avgpool',
+    opType: 'GlobalAveragePool',
+    domain: '',
+    inputs: [x],
+    outputs: ['avgpool_output'],
+    attributes: [],
+  });
+  nodes.push({
+    name: 'flatten',
+    opType: 'Flatten',
+    domain: '',
+    inputs: ['avgpool_output'],
+    outputs: ['flatten_output'],
+    attributes: [{ name: 'axis', type: 'int', i: 1 }],
+  });
+  const bound = 1 / Math.sqrt(512);
+  inits.push(
+    floatTensor(
+      'fc.weight',
+      [numClasses, 512],
+      new Float32Array(numClasses * 512).map(() => rng.uniform(-bound, bound)),
+    ),
+    floatTensor(
+      'fc.bias',
+      [numClasses],
+      new Float32Array(numClasses).map(() => rng.uniform(-bound, bound)),
+    ),
+  );
+  nodes.push({
+    name: 'fc',
+    opType: 'Gemm',
+    domain: '',
+    inputs: ['flatten_output', 'fc.weight', 'fc.bias'],
+    outputs: ['logits'],
+    attributes: [
+      { name: 'alpha', type: 'float', f: 1 },
+      { name: 'beta', type: 'float', f: 1 },
+      { name: 'transB', type: 'int', i: 1 },
+    ],
+  });
+  return {
+    irVersion: 7,
+    opsets: [{ domain: '', version: 13 }],
+    producerName: 'fewshot-lab resnet18 generator',
+    producerVersion: '1',
+    docString: `ResNet18 (torchvision topology) with seeded random weights, seed ${options.seed ?? 0}. Not pretrained.`,
+    metadata: { seed: String(options.seed ?? 0), pretrained: 'false' },
+    graph: {
+      name: 'resnet18',
+      nodes,
+      initializers: inits,
+      inputs: [{ name: 'input', elemType: DataType.FLOAT, shape: ['N', 3, 224, 224] }],
+      outputs: [{ name: 'logits', elemType: DataType.FLOAT, shape: ['N', numClasses] }],
+      valueInfo: [],
+      unknown: [],
+    },
+    unknown: [],
+  };
+}

@@ -1,0 +1,223 @@
+// Imports a folder into a project: streaming, idempotent (content hash), chunked transactions, and a
+// typed reason for every file that could not be imported. One bad file never stops the import.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ImportProgress, ImportSummary, RejectCode, RejectedFile } from '../../../shared/domain.ts';
+import { FewShotError } from '../../../shared/errors.ts';
+import type { Project } from '../../store/project.ts';
+import {
+  DEFAULT_LIMITS,
+  ImageError,
+  validateImage,
+  type DecodeLimits,
+  type ImageInfo,
+} from '../image/decode.ts';
+import { readGroupsCsv } from './groups.ts';
+import { scanFolder, type ScannedFile } from './scan.ts';
+
+export interface ImportOptions {
+  groupsCsv?: string;
+  groupColumn?: string;
+  limits?: DecodeLimits;
+  signal?: AbortSignal;
+  onProgress?: (p: ImportProgress) => void;
+  /** Files validated in parallel and committed together. */
+  chunkSize?: number;
+}
+
+type Checked =
+  | { file: ScannedFile; kind: 'new'; sha256: string; bytes: Buffer; info: ImageInfo }
+  | { file: ScannedFile; kind: 'known'; sha256: string; sameFile: boolean }
+  | { file: ScannedFile; kind: 'rejected'; code: RejectCode; message: string };
+
+async function check(
+  project: Project,
+  rootId: number,
+  file: ScannedFile,
+  limits: DecodeLimits,
+): Promise<Checked> {
+  let bytes: Buffer;
+  try {
+    const st = await fs.promises.stat(file.abs);
+    if (!st.isFile()) return { file, kind: 'rejected', code: 'UNREADABLE', message: 'Not a regular file.' };
+    if (st.size > limits.maxBytes)
+      return {
+        file,
+        kind: 'rejected',
+        code: 'IMAGE_TOO_LARGE',
+        message: `The file is ${st.size} bytes; the limit is ${limits.maxBytes}.`,
+      };
+    bytes = await fs.promises.readFile(file.abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    const why =
+      code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'ENOENT'
+          ? 'the file disappeared during the import'
+          : code;
+    return { file, kind: 'rejected', code: 'UNREADABLE', message: `Cannot read the file (${why}).` };
+  }
+  const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+  const known = project.images.findBySha(sha256);
+  if (known)
+    return { file, kind: 'known', sha256, sameFile: known.rootId === rootId && known.relPath === file.rel };
+  try {
+    const info = await validateImage(bytes, limits);
+    return { file, kind: 'new', sha256, bytes, info };
+  } catch (e) {
+    if (e instanceof ImageError) return { file, kind: 'rejected', code: e.reject, message: e.message };
+    return {
+      file,
+      kind: 'rejected',
+      code: 'CORRUPT_IMAGE',
+      message: `Decoding failed: ${(e as Error).message}`,
+    };
+  }
+}
+
+export async function importFolder(
+  project: Project,
+  folder: string,
+  options: ImportOptions = {},
+): Promise<ImportSummary> {
+  const root = path.resolve(folder);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(root);
+  } catch {
+    throw new FewShotError('NOT_FOUND', `No folder at ${folder}.`);
+  }
+  if (!st.isDirectory()) throw new FewShotError('INVALID_INPUT', `${folder} is not a folder.`);
+  const groups = options.groupsCsv
+    ? readGroupsCsv(options.groupsCsv, options.groupColumn)
+    : new Map<string, string>();
+  const limits = options.limits ?? DEFAULT_LIMITS;
+  const chunkSize = options.chunkSize ?? 32;
+  const rootId = project.images.ensureRoot(root);
+  const jobId = project.jobs.create('import', {
+    root: path.basename(root),
+    groups: options.groupsCsv ? path.basename(options.groupsCsv) : null,
+  });
+
+  const summary: ImportSummary = {
+    root: path.basename(root),
+    filesSeen: 0,
+    added: 0,
+    alreadyPresent: 0,
+    duplicates: 0,
+    rejected: [],
+    perClass: {},
+    groupsAssigned: 0,
+    groupsUnmatched: 0,
+  };
+  const matchedGroups = new Set<string>();
+  let lastProgress = 0;
+  const progress = (force = false): void => {
+    const now = performance.now();
+    if (!force && now - lastProgress < 100) return; // ~10 Hz
+    lastProgress = now;
+    const p: ImportProgress = {
+      phase: 'importing',
+      filesSeen: summary.filesSeen,
+      processed: summary.added + summary.alreadyPresent + summary.duplicates + summary.rejected.length,
+      added: summary.added,
+      rejected: summary.rejected.length,
+    };
+    options.onProgress?.(p);
+    project.jobs.progress(jobId, p);
+  };
+
+  const commit = (results: Checked[]): void => {
+    project.db.transaction(() => {
+      for (const r of results) {
+        if (r.kind === 'rejected') {
+          const rej: RejectedFile = { path: r.file.rel, code: r.code, message: r.message };
+          summary.rejected.push(rej);
+          project.images.addRejection(jobId, rootId, r.file.rel, r.code, r.message);
+          continue;
+        }
+        const group = groups.get(r.file.rel) ?? null;
+        if (group !== null) matchedGroups.add(r.file.rel);
+        if (r.kind === 'known') {
+          if (r.sameFile) {
+            summary.alreadyPresent++;
+            if (group !== null && project.images.setGroup(rootId, r.file.rel, group))
+              summary.groupsAssigned++;
+          } else summary.duplicates++;
+          continue;
+        }
+        // Two identical files within one chunk: the second is a duplicate of the first.
+        if (project.images.findBySha(r.sha256)) {
+          summary.duplicates++;
+          continue;
+        }
+        const classId = r.file.className === null ? null : project.images.ensureClass(r.file.className);
+        project.images.add({
+          sha256: r.sha256,
+          rootId,
+          relPath: r.file.rel,
+          fileSize: r.bytes.length,
+          width: r.info.width,
+          height: r.info.height,
+          format: r.info.format,
+          classId,
+          groupKey: group,
+          bytes: r.bytes,
+        });
+        summary.added++;
+        if (group !== null) summary.groupsAssigned++;
+        const key = r.file.className ?? '(unlabelled)';
+        summary.perClass[key] = (summary.perClass[key] ?? 0) + 1;
+      }
+    })();
+  };
+
+  try {
+    let chunk: ScannedFile[] = [];
+    const flush = async (): Promise<void> => {
+      if (!chunk.length) return;
+      const results = await Promise.all(chunk.map((f) => check(project, rootId, f, limits)));
+      commit(results);
+      chunk = [];
+      progress();
+    };
+    for await (const file of scanFolder(root)) {
+      if (options.signal?.aborted)
+        throw new FewShotError('CANCELLED', 'Import cancelled; images committed so far are kept.');
+      summary.filesSeen++;
+      chunk.push(file);
+      if (chunk.length >= chunkSize) await flush();
+    }
+    await flush();
+    summary.groupsUnmatched = [...groups.keys()].filter((k) => !matchedGroups.has(k)).length;
+    progress(true);
+    project.db.transaction(() => {
+      project.audit.append('import', {
+        root: summary.root,
+        added: summary.added,
+        alreadyPresent: summary.alreadyPresent,
+        duplicates: summary.duplicates,
+        rejected: summary.rejected.length,
+        groupsAssigned: summary.groupsAssigned,
+      });
+      project.jobs.finish(jobId, 'done', { ...summary, rejected: summary.rejected.length });
+    })();
+    options.onProgress?.({ phase: 'done', summary });
+    return summary;
+  } catch (e) {
+    const cancelled = e instanceof FewShotError && e.code === 'CANCELLED';
+    project.jobs.finish(
+      jobId,
+      cancelled ? 'cancelled' : 'failed',
+      { ...summary, rejected: summary.rejected.length },
+      {
+        code: cancelled ? 'CANCELLED' : 'INTERNAL',
+        message: (e as Error).message,
+      },
+    );
+    throw e;
+  }
+}

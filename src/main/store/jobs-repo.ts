@@ -1,0 +1,111 @@
+// Long jobs as rows: a reloaded window or a restarted app re-reads their state from here.
+
+import crypto from 'node:crypto';
+import type { Db } from './connection.ts';
+import { nowIso } from './clock.ts';
+
+export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface JobRow {
+  id: string;
+  kind: string;
+  status: JobStatus;
+  params: unknown;
+  progress: unknown;
+  result: unknown;
+  error: { code: string; message: string } | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface RawJob {
+  id: string;
+  kind: string;
+  status: JobStatus;
+  params: string;
+  progress: string | null;
+  result: string | null;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+function parse(s: string | null): unknown {
+  return s === null ? null : JSON.parse(s);
+}
+
+export class JobsRepo {
+  constructor(private readonly db: Db) {}
+
+  create(kind: string, params: unknown, status: JobStatus = 'running'): string {
+    const id = crypto.randomUUID();
+    const at = nowIso();
+    this.db
+      .prepare(
+        'INSERT INTO jobs (id, kind, status, params, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run(id, kind, status, JSON.stringify(params), at, at);
+    return id;
+  }
+
+  progress(id: string, progress: unknown): void {
+    this.db
+      .prepare('UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?')
+      .run(JSON.stringify(progress), nowIso(), id);
+  }
+
+  finish(
+    id: string,
+    status: Exclude<JobStatus, 'queued' | 'running'>,
+    result: unknown,
+    error?: { code: string; message: string },
+  ): void {
+    this.db
+      .prepare('UPDATE jobs SET status = ?, result = ?, error = ?, updated_at = ? WHERE id = ?')
+      .run(
+        status,
+        result === undefined ? null : JSON.stringify(result),
+        error ? JSON.stringify(error) : null,
+        nowIso(),
+        id,
+      );
+  }
+
+  get(id: string): JobRow | null {
+    const r = this.db.prepare<[string], RawJob>('SELECT * FROM jobs WHERE id = ?').get(id);
+    return r ? toRow(r) : null;
+  }
+
+  list(limit = 100): JobRow[] {
+    return this.db
+      .prepare<[number], RawJob>('SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?')
+      .all(limit)
+      .map(toRow);
+  }
+
+  /** Jobs left 'running' by a process that died are marked failed, so nobody waits on them. */
+  markInterrupted(): number {
+    return this.db
+      .prepare(
+        "UPDATE jobs SET status = 'failed', error = ?, updated_at = ? WHERE status IN ('queued', 'running')",
+      )
+      .run(
+        JSON.stringify({ code: 'CANCELLED', message: 'Interrupted: the app stopped while this job ran.' }),
+        nowIso(),
+      ).changes;
+  }
+}
+
+function toRow(r: RawJob): JobRow {
+  return {
+    id: r.id,
+    kind: r.kind,
+    status: r.status,
+    params: parse(r.params),
+    progress: parse(r.progress),
+    result: parse(r.result),
+    error: parse(r.error) as JobRow['error'],
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}

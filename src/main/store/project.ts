@@ -1,0 +1,56 @@
+// A project: one SQLite file and the repositories over it.
+
+import path from 'node:path';
+import { openDatabase, type Db, type OpenOptions } from './connection.ts';
+import { AuditRepo } from './audit-repo.ts';
+import { FeatureCache } from './feature-cache.ts';
+import { ImagesRepo } from './images-repo.ts';
+import { JobsRepo } from './jobs-repo.ts';
+import { nowIso } from './clock.ts';
+
+export const PROJECT_EXTENSION = '.fsl';
+
+export class Project {
+  readonly images: ImagesRepo;
+  readonly features: FeatureCache;
+  readonly jobs: JobsRepo;
+  readonly audit: AuditRepo;
+  private constructor(
+    readonly file: string,
+    readonly db: Db,
+  ) {
+    this.images = new ImagesRepo(db);
+    this.features = new FeatureCache(db);
+    this.jobs = new JobsRepo(db);
+    this.audit = new AuditRepo(db);
+  }
+
+  static create(file: string, name?: string): Project {
+    const db = openDatabase(file, { create: true });
+    const p = new Project(file, db);
+    db.transaction(() => {
+      const meta = db.prepare('INSERT OR REPLACE INTO project_meta (key, value) VALUES (?, ?)');
+      meta.run('name', name ?? path.basename(file, path.extname(file)));
+      meta.run('created_at', nowIso());
+      p.audit.append('project.create', { name: name ?? path.basename(file) });
+    })();
+    return p;
+  }
+
+  static open(file: string, options: Omit<OpenOptions, 'create'> = {}): Project {
+    const p = new Project(file, openDatabase(file, options));
+    if (!options.readonly) p.jobs.markInterrupted();
+    return p;
+  }
+
+  meta(key: string): string | null {
+    return (
+      this.db.prepare<[string], { value: string }>('SELECT value FROM project_meta WHERE key = ?').get(key)
+        ?.value ?? null
+    );
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,50 @@
+// Domain types shared by every layer: what an imported image is, why a file was refused.
+
+import type { ErrorCode } from './errors.ts';
+
+/** Why a file found during an import did not become an image of the project. */
+export const REJECT_CODES = [
+  'NOT_AN_IMAGE',
+  'CORRUPT_IMAGE',
+  'EMPTY_FILE',
+  'IMAGE_TOO_LARGE',
+  'UNSUPPORTED_IMAGE',
+  'UNREADABLE',
+] as const satisfies readonly ErrorCode[];
+export type RejectCode = (typeof REJECT_CODES)[number];
+
+export interface RejectedFile {
+  /** Path relative to the import root, with forward slashes. */
+  path: string;
+  code: RejectCode;
+  message: string;
+}
+
+export interface ImportSummary {
+  root: string;
+  filesSeen: number;
+  added: number;
+  alreadyPresent: number;
+  /** Same content found under another path in this import or an earlier one. */
+  duplicates: number;
+  rejected: RejectedFile[];
+  perClass: Record<string, number>;
+  groupsAssigned: number;
+  /** Group-file rows naming no imported file. */
+  groupsUnmatched: number;
+}
+
+export type ImportProgress =
+  | { phase: 'scanning'; filesSeen: number }
+  | { phase: 'importing'; filesSeen: number; processed: number; added: number; rejected: number }
+  | { phase: 'done'; summary: ImportSummary };
+
+export interface FeatureSummary {
+  backbone: string;
+  images: number;
+  computed: number;
+  fromCache: number;
+  failed: number;
+  seconds: number;
+  imagesPerSecond: number;
+}

@@ -1,0 +1,50 @@
+// Stable error codes shared by the engine, the CLI and the UI. Errors are data: a code the UI can act on
+// and a message a lab user can read; stacks stay in the main log.
+
+export const ERROR_CODES = [
+  'INVALID_INPUT',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'UNSUPPORTED_IMAGE',
+  'NOT_AN_IMAGE',
+  'CORRUPT_IMAGE',
+  'EMPTY_FILE',
+  'IMAGE_TOO_LARGE',
+  'UNREADABLE',
+  'MODEL_MISSING',
+  'MODEL_INVALID',
+  'PROJECT_TOO_NEW',
+  'PROJECT_INVALID',
+  'CANCELLED',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ErrorData {
+  code: ErrorCode;
+  message: string;
+}
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: ErrorData };
+
+/** An error that carries a stable code; anything else reaching a boundary becomes INTERNAL. */
+export class FewShotError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FewShotError';
+    this.code = code;
+  }
+}
+
+export function isFewShotError(e: unknown): e is FewShotError {
+  return e instanceof FewShotError;
+}
+
+/** Converts anything thrown into transferable error data. */
+export function toErrorData(e: unknown): ErrorData {
+  if (e instanceof FewShotError) return { code: e.code, message: e.message };
+  if (e instanceof Error && e.name === 'AbortError') return { code: 'CANCELLED', message: 'Cancelled.' };
+  return { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}

@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { importFolder } from '../../src/main/engine/import/import-folder.ts';
+import { parseCsv } from '../../src/main/engine/import/csv.ts';
+import { Project } from '../../src/main/store/project.ts';
+import type { ImportProgress } from '../../src/shared/domain.ts';
+import { BCCD, OMNIGLOT, countImages, needsShared, tmpDir } from '../helpers/env.ts';
+import { declaredPng, noiseJpeg, solidPng } from '../helpers/images.ts';
+
+test(
+  'importing BCCD: counts per class match the folders, groups are read, a re-import adds nothing',
+  { skip: needsShared },
+  async () => {
+    const p = Project.create(path.join(tmpDir(), 'bccd.fsl'));
+    const progress: ImportProgress[] = [];
+    const s = await importFolder(p, BCCD, {
+      groupsCsv: path.join(BCCD, 'groups.csv'),
+      onProgress: (e) => progress.push(e),
+    });
+    const expected = countImages(BCCD);
+    const total = Object.values(expected).reduce((a, b) => a + b, 0);
+    assert.deepEqual(s.perClass, expected);
+    assert.equal(s.added, total);
+    assert.deepEqual(s.rejected, []);
+    assert.equal(s.groupsAssigned, total);
+    assert.equal(progress.at(-1)?.phase, 'done');
+    assert.ok(progress.some((e) => e.phase === 'importing'));
+
+    // Every image carries the source image named for it in groups.csv.
+    const rows = parseCsv(fs.readFileSync(path.join(BCCD, 'groups.csv'), 'utf8')).slice(1);
+    const want = new Map(rows.map((r) => [r[0], r[2]]));
+    const images = p.images.list();
+    assert.equal(images.length, total);
+    for (const img of images) {
+      assert.equal(img.groupKey, want.get(img.relPath), img.relPath);
+      assert.equal(img.className, img.relPath.split('/')[0]);
+      assert.ok(img.width > 0 && img.height > 0 && img.format === 'jpeg');
+    }
+    const stored = p.images.bytes(images[0]?.sha256 as string);
+    assert.deepEqual(
+      stored,
+      fs.readFileSync(path.join(BCCD, images[0]?.relPath as string)),
+      'original bytes kept in the project',
+    );
+
+    const again = await importFolder(p, BCCD, { groupsCsv: path.join(BCCD, 'groups.csv') });
+    assert.equal(again.added, 0);
+    assert.equal(again.alreadyPresent, total);
+    assert.equal(p.images.count(), total);
+    assert.deepEqual(
+      p.audit
+        .list()
+        .filter((e) => e.action === 'import')
+        .map((e) => e.details.added),
+      [total, 0],
+    );
+    assert.equal(p.audit.verify(), null);
+    p.close();
+  },
+);
+
+test(
+  'importing Omniglot: the first folder level is the class, nested folders are walked',
+  { skip: needsShared },
+  async () => {
+    const root = path.join(OMNIGLOT, 'images_background_small1');
+    const p = Project.create(path.join(tmpDir(), 'omni.fsl'));
+    const s = await importFolder(p, root);
+    assert.deepEqual(s.perClass, countImages(root));
+    assert.deepEqual(s.rejected, []);
+    const img = p.images.list()[0];
+    assert.equal(img?.format, 'png');
+    assert.deepEqual([img?.width, img?.height], [105, 105]);
+    p.close();
+  },
+);
+
+test('a folder with broken files imports everything else and reports each file with its reason', async () => {
+  const root = tmpDir('fsl-bad-');
+  for (const c of ['cats', 'dogs']) fs.mkdirSync(path.join(root, c));
+  const good = await noiseJpeg(80, 60, 1);
+  fs.writeFileSync(path.join(root, 'cats', 'a.jpg'), good);
+  fs.writeFileSync(path.join(root, 'cats', 'b.png'), await solidPng(30, 40));
+  fs.mkdirSync(path.join(root, 'dogs', 'nested', 'deeper'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'dogs', 'nested', 'deeper', 'c.jpg'), await noiseJpeg(50, 50, 2));
+  fs.writeFileSync(path.join(root, 'dogs', 'copy-of-a.jpg'), good);
+  fs.writeFileSync(
+    path.join(root, 'dogs', 'truncated.jpg'),
+    (await noiseJpeg(120, 120, 3)).subarray(0, 1500),
+  );
+  fs.writeFileSync(path.join(root, 'dogs', 'empty.jpg'), Buffer.alloc(0));
+  fs.writeFileSync(path.join(root, 'dogs', 'notes.png'), 'this is a text file with a .png name\n');
+  fs.writeFileSync(path.join(root, 'dogs', 'huge.png'), await solidPng(1200, 1000));
+  fs.writeFileSync(path.join(root, 'dogs', 'bomb.png'), declaredPng(100_000, 100_000));
+  fs.symlinkSync(path.join(root, 'no-such-target.jpg'), path.join(root, 'dogs', 'dangling.jpg'));
+  fs.writeFileSync(
+    path.join(root, 'groups.csv'),
+    'file,group\ncats/a.jpg,patient-1\n"dogs/nested/deeper/c.jpg",patient-2\nmissing.jpg,patient-3\n',
+  );
+
+  const p = Project.create(path.join(tmpDir(), 'bad.fsl'));
+  const s = await importFolder(p, root, {
+    groupsCsv: path.join(root, 'groups.csv'),
+    limits: { maxPixels: 1_000_000, maxBytes: 50_000_000 },
+  });
+  assert.equal(s.added, 3);
+  assert.equal(s.duplicates, 1);
+  assert.deepEqual(s.perClass, { cats: 2, dogs: 1 });
+  const reasons = Object.fromEntries(s.rejected.map((r) => [r.path, r.code]));
+  assert.deepEqual(reasons, {
+    'dogs/truncated.jpg': 'CORRUPT_IMAGE',
+    'dogs/empty.jpg': 'EMPTY_FILE',
+    'dogs/notes.png': 'NOT_AN_IMAGE',
+    'dogs/huge.png': 'IMAGE_TOO_LARGE',
+    'dogs/bomb.png': 'IMAGE_TOO_LARGE',
+    'dogs/dangling.jpg': 'UNREADABLE',
+  });
+  for (const r of s.rejected) assert.ok(r.message.length > 10, `a readable message for ${r.path}`);
+  assert.equal(s.groupsAssigned, 2);
+  assert.equal(s.groupsUnmatched, 1);
+  const rows = p.db.prepare('SELECT rel_path, code FROM import_rejections ORDER BY rel_path').all();
+  assert.equal(rows.length, 6, 'rejections are stored for the UI');
+  const byPath = new Map(p.images.list().map((i) => [i.relPath, i]));
+  assert.equal(byPath.get('dogs/nested/deeper/c.jpg')?.className, 'dogs');
+  assert.equal(byPath.get('cats/a.jpg')?.groupKey, 'patient-1');
+  p.close();
+});
+
+test(
+  'an unreadable file is rejected as UNREADABLE and the import goes on',
+  { skip: process.getuid?.() === 0 ? 'root reads every file' : false },
+  async () => {
+    const root = tmpDir('fsl-perm-');
+    fs.mkdirSync(path.join(root, 'a'));
+    fs.writeFileSync(path.join(root, 'a', 'ok.png'), await solidPng(10, 10));
+    fs.writeFileSync(path.join(root, 'a', 'locked.png'), await solidPng(12, 12));
+    fs.chmodSync(path.join(root, 'a', 'locked.png'), 0);
+    const p = Project.create(path.join(tmpDir(), 'perm.fsl'));
+    const s = await importFolder(p, root);
+    assert.equal(s.added, 1);
+    assert.deepEqual(
+      s.rejected.map((r) => r.code),
+      ['UNREADABLE'],
+    );
+    p.close();
+  },
+);
+
+test('a missing folder and a bad groups file are typed errors', async () => {
+  const p = Project.create(path.join(tmpDir(), 'e.fsl'));
+  await assert.rejects(importFolder(p, path.join(tmpDir(), 'nope')), { code: 'NOT_FOUND' });
+  const root = tmpDir('fsl-g-');
+  fs.writeFileSync(path.join(root, 'g.csv'), 'name,label\nx,y\n');
+  await assert.rejects(importFolder(p, root, { groupsCsv: path.join(root, 'g.csv') }), {
+    code: 'INVALID_INPUT',
+  });
+  p.close();
+});

@@ -1,0 +1,49 @@
+// Where tests find the shared data and models, and their own scratch folders.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = fileURLToPath(new URL('../../', import.meta.url));
+export const SHARED = path.resolve(REPO, '..', 'shared');
+export const SHARED_MODELS = path.join(SHARED, 'models');
+export const BCCD = path.join(SHARED, 'data', 'bccd-cells');
+export const OMNIGLOT = path.join(SHARED, 'data', 'omniglot');
+export const SQUEEZENET = 'squeezenet1_1-imagenet';
+/** Models the project generates for itself (the seeded ResNet18), kept between runs. */
+export const GENERATED_MODELS = path.join(REPO, '.cache', 'models');
+
+const present = fs.existsSync(path.join(SHARED, 'data')) && fs.existsSync(SHARED_MODELS);
+if (!present) {
+  console.warn(
+    `\n*** ../shared is absent (${SHARED}): tests that need real images and models are SKIPPED ***\n`,
+  );
+}
+
+/** A skip reason for node:test when ../shared is missing, else false. */
+export const needsShared: string | false = present ? false : `needs ../shared (not found at ${SHARED})`;
+
+/** Points the backbone registry at the shared models and a scratch user folder. */
+export function useModelDirs(userDir: string, extra: string[] = [SHARED_MODELS, GENERATED_MODELS]): void {
+  process.env.FEWSHOT_MODELS = extra.join(path.delimiter);
+  process.env.FEWSHOT_USER_MODELS = userDir;
+}
+
+export function tmpDir(prefix = 'fsl-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Counts files per first-level subfolder, the way an import should see them. */
+export function countImages(root: string, exts = /\.(jpe?g|png)$/i): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const cls of fs.readdirSync(root, { withFileTypes: true })) {
+    if (!cls.isDirectory()) continue;
+    const walk = (d: string): number =>
+      fs
+        .readdirSync(d, { withFileTypes: true })
+        .reduce((n, e) => n + (e.isDirectory() ? walk(path.join(d, e.name)) : exts.test(e.name) ? 1 : 0), 0);
+    out[cls.name] = walk(path.join(root, cls.name));
+  }
+  return out;
+}
