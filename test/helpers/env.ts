@@ -30,8 +30,17 @@ export function useModelDirs(userDir: string, extra: string[] = [SHARED_MODELS, 
   process.env.FEWSHOT_USER_MODELS = userDir;
 }
 
+const created: string[] = [];
+process.on('exit', () => {
+  if (process.env.FEWSHOT_KEEP_TMP) return;
+  for (const d of created) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A scratch folder, removed when the test process exits (keep it with FEWSHOT_KEEP_TMP=1). */
 export function tmpDir(prefix = 'fsl-test-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  created.push(d);
+  return d;
 }
 
 /** Counts files per first-level subfolder, the way an import should see them. */
