@@ -118,13 +118,13 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   ensureRandomResNet18(GENERATED);
-  const sizes = (values.sizes as string).split(',').map(Number);
+  const sizes = (values.sizes).split(',').map(Number);
   const folders = new Map<number, string>();
   for (const n of sizes) folders.set(n, await dataset(n));
   console.log(
     `FewShot Lab feature benchmark · ${os.cpus().length} cores · ${os.cpus()[0]?.model ?? ''} · node ${process.version}`,
   );
-  for (const model of (values.models as string).split(',')) {
+  for (const model of (values.models).split(',')) {
     const b = await Backbone.load(resolveBackbone(model));
     const ort = await rawOrt(b);
     const decode = await decodeOnly(b, bccdFiles().slice(0, 600));
