@@ -9,6 +9,8 @@ import { computeFeatures } from '../main/engine/features/project-features.ts';
 import { DEFAULT_LIMITS } from '../main/engine/image/decode.ts';
 import { importFolder } from '../main/engine/import/import-folder.ts';
 import { Project } from '../main/store/project.ts';
+import { CLASSIFY_COMMANDS } from './classify-commands.ts';
+import { intOption, need, stringOption, withProject } from './options.ts';
 
 export interface CliContext {
   json: boolean;
@@ -18,34 +20,6 @@ export interface CliContext {
 }
 
 export type Command = (args: string[], ctx: CliContext) => Promise<unknown>;
-
-function need(args: string[], n: number, usage: string): string[] {
-  if (args.length !== n) throw new FewShotError('INVALID_INPUT', `usage: fewshot ${usage}`);
-  return args;
-}
-
-function intOption(ctx: CliContext, name: string, fallback: number): number {
-  const v = ctx.options[name];
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new FewShotError('INVALID_INPUT', `--${name} must be a positive integer.`);
-  return n;
-}
-
-function stringOption(ctx: CliContext, name: string): string | undefined {
-  const v = ctx.options[name];
-  return typeof v === 'string' ? v : undefined;
-}
-
-async function withProject<T>(file: string, fn: (p: Project) => Promise<T>): Promise<T> {
-  const p = Project.open(file);
-  try {
-    return await fn(p);
-  } finally {
-    p.close();
-  }
-}
 
 const projectCreate: Command = async (args, ctx) => {
   const [file] = need(args, 1, 'project create FILE') as [string];
@@ -144,4 +118,5 @@ export const COMMANDS: Record<string, Command> = {
   'models list': modelsList,
   'models add': modelsAdd,
   features,
+  ...CLASSIFY_COMMANDS,
 };

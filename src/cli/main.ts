@@ -12,6 +12,12 @@ const USAGE = `usage: fewshot <command> [options]
   models list                         backbones: installed and missing
   models add PATH [--id ID] [--preset imagenet|caffe-bgr|tf-inception]
   features FILE --backbone ID         compute (or read cached) features
+  train FILE --backbone ID --strategy prototype|linear [--seed N] [--class-balanced] [--weight-decay X]
+  evaluate FILE --backbone ID --strategy S [--shots K --episodes E [--ways W] [--queries Q] | --folds K
+           | --loo | --holdout FRACTION] [--seed N] [--no-groups]
+  curve FILE --backbone ID --strategy S [--episodes E] [--seed N]
+  trained FILE                        trained models in the project
+  classify FILE --model ID FOLDER --out CSV [--sort-into DIR [--link]] [--min-confidence P]
 
 Every command takes --json.`;
 
@@ -34,6 +40,23 @@ export async function main(argv: string[]): Promise<number> {
         id: { type: 'string' },
         preset: { type: 'string' },
         name: { type: 'string' },
+        strategy: { type: 'string' },
+        seed: { type: 'string' },
+        shots: { type: 'string' },
+        episodes: { type: 'string' },
+        ways: { type: 'string' },
+        queries: { type: 'string' },
+        folds: { type: 'string' },
+        loo: { type: 'boolean' },
+        holdout: { type: 'string' },
+        'no-groups': { type: 'boolean' },
+        'class-balanced': { type: 'boolean' },
+        'weight-decay': { type: 'string' },
+        model: { type: 'string' },
+        out: { type: 'string' },
+        'sort-into': { type: 'string' },
+        link: { type: 'boolean' },
+        'min-confidence': { type: 'string' },
       },
     });
   } catch (e) {

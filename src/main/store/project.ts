@@ -6,6 +6,8 @@ import { AuditRepo } from './audit-repo.ts';
 import { FeatureCache } from './feature-cache.ts';
 import { ImagesRepo } from './images-repo.ts';
 import { JobsRepo } from './jobs-repo.ts';
+import { ModelsRepo } from './models-repo.ts';
+import { BatchRepo } from './batch-repo.ts';
 import { nowIso } from './clock.ts';
 
 export const PROJECT_EXTENSION = '.fsl';
@@ -15,6 +17,8 @@ export class Project {
   readonly features: FeatureCache;
   readonly jobs: JobsRepo;
   readonly audit: AuditRepo;
+  readonly models: ModelsRepo;
+  readonly batches: BatchRepo;
   private constructor(
     readonly file: string,
     readonly db: Db,
@@ -23,6 +27,8 @@ export class Project {
     this.features = new FeatureCache(db);
     this.jobs = new JobsRepo(db);
     this.audit = new AuditRepo(db);
+    this.models = new ModelsRepo(db);
+    this.batches = new BatchRepo(db);
   }
 
   static create(file: string, name?: string): Project {

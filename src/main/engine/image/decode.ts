@@ -14,6 +14,7 @@ import type { RejectCode } from '../../../shared/domain.ts';
 import { sniffImage } from './sniff.ts';
 
 sharp.cache(false); // every image is read once per pass; libvips' cache would only hold memory
+sharp.concurrency(1); // parallelism comes from decoding several images at once, not threads within one
 
 export interface DecodeLimits {
   /** Largest width × height accepted (default 100 megapixels). */

@@ -1,0 +1,266 @@
+// Batch classification of a folder tree: streaming (files are listed lazily and embedded in batches),
+// resumable (each batch of predictions is committed; a rerun of the same command skips what is done),
+// per-file errors recorded without stopping, a CSV written atomically from the stored predictions, and
+// optionally one folder per predicted class plus `_uncertain` and `_errors`.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { FewShotError, type ErrorData } from '../../../shared/errors.ts';
+import type { PredictionRow } from '../../store/batch-repo.ts';
+import type { ModelRecord } from '../../store/models-repo.ts';
+import type { Project } from '../../store/project.ts';
+import type { Backbone } from '../backbones/backbone.ts';
+import type { Head } from '../classify/heads.ts';
+import { predictProba } from '../classify/heads.ts';
+import { argmax } from '../classify/linalg.ts';
+import { embedAll, type PipelineItem } from '../features/pipeline.ts';
+import { csvField } from '../import/csv.ts';
+import { scanFolder } from '../import/scan.ts';
+
+export interface ClassifyOptions {
+  outCsv: string;
+  sortInto?: string;
+  /** Hard-link instead of copying into the sorted folders (falls back to a copy across devices). */
+  link?: boolean;
+  /** Below this top probability a file is "uncertain" (default 0.5). */
+  minConfidence?: number;
+  batchSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: { processed: number; skipped: number; errors: number }) => void;
+}
+
+export interface ClassifySummary {
+  runId: string;
+  resumed: boolean;
+  files: number;
+  classifiedNow: number;
+  alreadyDone: number;
+  ok: number;
+  uncertain: number;
+  errors: number;
+  perClass: Record<string, number>;
+  imagesPerSecond: number;
+  seconds: number;
+  csv: string;
+}
+
+export const UNCERTAIN_FOLDER = '_uncertain';
+export const ERRORS_FOLDER = '_errors';
+
+function readError(e: unknown): ErrorData {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM')
+    return { code: 'UNREADABLE', message: 'Cannot read the file (permission denied).' };
+  if (code === 'ENOENT') return { code: 'UNREADABLE', message: 'The file disappeared before it was read.' };
+  return { code: 'UNREADABLE', message: `Cannot read the file (${code ?? (e as Error).message}).` };
+}
+
+async function readFileTyped(abs: string): Promise<Uint8Array> {
+  try {
+    return await fs.promises.readFile(abs);
+  } catch (e) {
+    throw new FewShotError(readError(e).code, readError(e).message);
+  }
+}
+
+function placeFile(src: string, dest: string, link: boolean): void {
+  if (fs.existsSync(dest)) return; // idempotent on resume
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  const tmp = `${dest}.part-${process.pid}`;
+  if (link) {
+    try {
+      fs.linkSync(src, dest);
+      return;
+    } catch {
+      // another device: copy instead
+    }
+  }
+  fs.copyFileSync(src, tmp);
+  fs.renameSync(tmp, dest);
+}
+
+export function writeCsv(project: Project, runId: string, classes: string[], out: string): void {
+  const tmp = `${out}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    const header = [
+      'path',
+      'predicted',
+      'confidence',
+      'status',
+      ...classes.map((c) => `p_${c}`),
+      'error_code',
+      'error_message',
+    ];
+    fs.writeSync(fd, `${header.map(csvField).join(',')}\n`);
+    let buf = '';
+    for (const r of project.batches.iterate(runId)) {
+      const probs = classes.map((_, i) => (r.probabilities ? (r.probabilities[i] as number).toFixed(6) : ''));
+      buf += `${[r.relPath, r.predicted ?? '', r.confidence === null ? '' : r.confidence.toFixed(6), r.status, ...probs, r.errorCode ?? '', r.errorMessage ?? ''].map(csvField).join(',')}\n`;
+      if (buf.length > 1 << 16) {
+        fs.writeSync(fd, buf);
+        buf = '';
+      }
+    }
+    fs.writeSync(fd, buf);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, out);
+}
+
+export async function classifyFolder(
+  project: Project,
+  backbone: Backbone,
+  model: ModelRecord,
+  head: Head,
+  folder: string,
+  options: ClassifyOptions,
+): Promise<ClassifySummary> {
+  const started = performance.now();
+  const root = path.resolve(folder);
+  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory())
+    throw new FewShotError('NOT_FOUND', `No folder at ${folder}.`);
+  if (backbone.id !== model.backboneId)
+    throw new FewShotError(
+      'INVALID_INPUT',
+      `The model was trained on ${model.backboneId}, not ${backbone.id}.`,
+    );
+  if (backbone.sha256 !== model.backboneSha256)
+    throw new FewShotError(
+      'MODEL_INVALID',
+      `Backbone ${backbone.id} is not the file this model was trained with (sha256 differs).`,
+    );
+  const minConfidence = options.minConfidence ?? 0.5;
+  if (!(minConfidence >= 0 && minConfidence <= 1))
+    throw new FewShotError('INVALID_INPUT', '--min-confidence must be between 0 and 1.');
+  const outCsv = path.resolve(options.outCsv);
+  const sortInto = options.sortInto ? path.resolve(options.sortInto) : null;
+  const params = { out: outCsv, sortInto, link: options.link ?? false, minConfidence };
+
+  const previous = project.batches.unfinished(model.id, root, params);
+  const jobId = project.jobs.create('classify', {
+    model: model.id,
+    root: path.basename(root),
+    resume: previous?.id ?? null,
+  });
+  const runId = previous?.id ?? project.batches.create(model.id, root, params, jobId);
+  if (previous) project.batches.attachJob(runId, jobId);
+
+  let files = 0;
+  let alreadyDone = 0;
+  let now = 0;
+  let errors = 0;
+  let lastProgress = 0;
+
+  // Files are listed lazily; those already predicted (a resumed run) are skipped before any decoding.
+  async function* items(): AsyncGenerator<PipelineItem<{ rel: string; abs: string }>> {
+    for await (const f of scanFolder(root)) {
+      if (f.abs === outCsv || f.abs.startsWith(`${outCsv}.tmp-`)) continue;
+      if (sortInto && (f.abs === sortInto || f.abs.startsWith(sortInto + path.sep))) continue;
+      files++;
+      if (project.batches.done(runId, f.rel)) {
+        alreadyDone++;
+        continue;
+      }
+      yield { item: { rel: f.rel, abs: f.abs }, load: () => readFileTyped(f.abs) };
+    }
+  }
+
+  try {
+    for await (const batch of embedAll(backbone, items(), {
+      batchSize: options.batchSize ?? 16,
+      ...(options.signal ? { signal: options.signal } : {}),
+    })) {
+      const rows: PredictionRow[] = batch.map((r) => {
+        if (!r.ok)
+          return {
+            relPath: r.item.rel,
+            status: 'error',
+            predicted: null,
+            confidence: null,
+            probabilities: null,
+            errorCode: r.error.code,
+            errorMessage: r.error.message,
+          };
+        const p = predictProba(head, r.vector);
+        const k = argmax(p);
+        const confidence = p[k] as number;
+        return {
+          relPath: r.item.rel,
+          status: confidence < minConfidence ? 'uncertain' : 'ok',
+          predicted: head.classes[k] as string,
+          confidence,
+          probabilities: Array.from(p),
+          errorCode: null,
+          errorMessage: null,
+        };
+      });
+      project.db.transaction(() => {
+        for (const row of rows) project.batches.add(runId, row);
+      })();
+      now += rows.length;
+      errors += rows.filter((r) => r.status === 'error').length;
+      if (sortInto) {
+        batch.forEach((r, i) => {
+          const row = rows[i] as PredictionRow;
+          const label =
+            row.status === 'error'
+              ? ERRORS_FOLDER
+              : row.status === 'uncertain'
+                ? UNCERTAIN_FOLDER
+                : (row.predicted as string);
+          placeFile(r.item.abs, path.join(sortInto, label, r.item.rel), options.link ?? false);
+        });
+      }
+      const t = performance.now();
+      if (t - lastProgress > 100) {
+        lastProgress = t;
+        const p = { processed: now + alreadyDone, skipped: alreadyDone, errors };
+        options.onProgress?.(p);
+        project.jobs.progress(jobId, p);
+      }
+    }
+    writeCsv(project, runId, head.classes, outCsv);
+    const perClass: Record<string, number> = {};
+    let ok = 0;
+    let uncertain = 0;
+    let errorsTotal = 0;
+    for (const s of project.batches.summary(runId)) {
+      if (s.status === 'error') errorsTotal += s.n;
+      else {
+        if (s.status === 'ok') ok += s.n;
+        else uncertain += s.n;
+        perClass[s.predicted as string] = (perClass[s.predicted as string] ?? 0) + s.n;
+      }
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const summary: ClassifySummary = {
+      runId,
+      resumed: previous !== null,
+      files,
+      classifiedNow: now,
+      alreadyDone,
+      ok,
+      uncertain,
+      errors: errorsTotal,
+      perClass,
+      imagesPerSecond: now / seconds,
+      seconds,
+      csv: outCsv,
+    };
+    project.db.transaction(() => {
+      project.audit.append('classify', { runId, model: model.id, files, ok, uncertain, errors: errorsTotal });
+      project.jobs.finish(jobId, 'done', summary);
+    })();
+    return summary;
+  } catch (e) {
+    const cancelled = e instanceof FewShotError && e.code === 'CANCELLED';
+    project.jobs.finish(jobId, cancelled ? 'cancelled' : 'failed', null, {
+      code: cancelled ? 'CANCELLED' : 'INTERNAL',
+      message: (e as Error).message,
+    });
+    throw e;
+  }
+}

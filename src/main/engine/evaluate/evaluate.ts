@@ -1,0 +1,319 @@
+// Honest evaluation on tiny data: repeated episodes, (group-aware) k-fold, leave-one-out or a hold-out
+// split; every headline figure with a 95 % interval whose method is named.
+
+import { FewShotError } from '../../../shared/errors.ts';
+import { fitHead, predictProba, type FitOptions, type Strategy } from '../classify/heads.ts';
+import { argmax, type Vec } from '../classify/linalg.ts';
+import { Rng } from '../random.ts';
+import { bootstrap, meanInterval, wilson, type Estimate } from './intervals.ts';
+import { computeMetrics, type Metrics } from './metrics.ts';
+import { holdout, leaveOneOut, sampleEpisode, stratifiedGroupKFold } from './splits.ts';
+
+export interface Dataset {
+  x: Vec[];
+  y: number[];
+  classes: string[];
+  groups: (string | null)[] | null;
+  /** Image ids, to show misclassified images. */
+  ids?: number[];
+}
+
+export type Protocol =
+  | { kind: 'episodes'; shots: number; episodes: number; ways?: number; queries?: number }
+  | { kind: 'kfold'; folds: number }
+  | { kind: 'loo' }
+  | { kind: 'holdout'; testFraction: number };
+
+export interface EvaluateOptions {
+  strategy: Strategy;
+  protocol: Protocol;
+  seed?: number;
+  /** Keep groups whole across splits (default true when groups are known). */
+  groupAware?: boolean;
+  fit?: Omit<FitOptions, 'seed' | 'validation'>;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ClassEstimate {
+  class: string;
+  precision: Estimate;
+  recall: Estimate;
+  f1: Estimate;
+  support: number;
+}
+
+export interface Prediction {
+  index: number;
+  id?: number;
+  truth: number;
+  predicted: number;
+  probabilities: number[];
+}
+
+export interface EvaluationResult {
+  strategy: Strategy;
+  protocol: Protocol;
+  seed: number;
+  groupAware: boolean;
+  classes: string[];
+  ways: number;
+  shots: number | null;
+  episodes: number | null;
+  folds: number | null;
+  accuracy: Estimate;
+  balancedAccuracy: Estimate;
+  macroF1: Estimate;
+  rocAucOvr: Estimate | null;
+  perClass: ClassEstimate[];
+  /** Summed over all test predictions: confusion[true][predicted]. */
+  confusion: number[][];
+  /** Test predictions pooled over folds (for episodes: at most the last 2,000). */
+  predictions: Prediction[];
+  testPredictions: number;
+}
+
+interface Unit {
+  metrics: Metrics;
+  predictions: Prediction[];
+}
+
+function runSplit(
+  data: Dataset,
+  train: number[],
+  test: number[],
+  options: EvaluateOptions,
+  seed: number,
+  classMap?: number[],
+): Unit {
+  const sub = classMap ?? data.classes.map((_, c) => c);
+  const local = new Map(sub.map((c, i) => [c, i]));
+  const head = fitHead(
+    options.strategy,
+    {
+      x: train.map((i) => data.x[i] as Vec),
+      y: train.map((i) => local.get(data.y[i] as number) as number),
+      classes: sub.map((c) => data.classes[c] as string),
+    },
+    { ...options.fit, seed },
+  );
+  const predictions: Prediction[] = test.map((i) => {
+    const pLocal = predictProba(head, data.x[i] as Vec);
+    const probabilities = data.classes.map((_, c) =>
+      local.has(c) ? (pLocal[local.get(c) as number] as number) : 0,
+    );
+    return {
+      index: i,
+      ...(data.ids ? { id: data.ids[i] } : {}),
+      truth: data.y[i] as number,
+      predicted: sub[argmax(pLocal)] as number,
+      probabilities,
+    };
+  });
+  return {
+    predictions,
+    metrics: computeMetrics(
+      predictions.map((p) => p.truth),
+      predictions.map((p) => p.predicted),
+      data.classes,
+      predictions.map((p) => p.probabilities),
+    ),
+  };
+}
+
+function foldsToUnits(data: Dataset, fold: number[], options: EvaluateOptions, seed: number): Unit[] {
+  const nFolds = Math.max(...fold) + 1;
+  const out: Unit[] = [];
+  for (let f = 0; f < nFolds; f++) {
+    if (options.signal?.aborted) throw new FewShotError('CANCELLED', 'Evaluation cancelled.');
+    const test = fold.map((g, i) => (g === f ? i : -1)).filter((i) => i >= 0);
+    const train = fold.map((g, i) => (g !== f ? i : -1)).filter((i) => i >= 0);
+    if (!test.length) continue;
+    if (new Set(train.map((i) => data.y[i])).size < 2) continue; // a fold whose training side has one class cannot train
+    out.push(runSplit(data, train, test, options, seed + f));
+    options.onProgress?.(f + 1, nFolds);
+  }
+  return out;
+}
+
+function pooledEstimates(
+  data: Dataset,
+  preds: Prediction[],
+  seed: number,
+): Pick<EvaluationResult, 'accuracy' | 'balancedAccuracy' | 'macroF1' | 'rocAucOvr' | 'perClass'> {
+  const yT = preds.map((p) => p.truth);
+  const yP = preds.map((p) => p.predicted);
+  const probs = preds.map((p) => p.probabilities);
+  const m = computeMetrics(yT, yP, data.classes, probs);
+  const pick = (idx: number[]) =>
+    computeMetrics(
+      idx.map((i) => yT[i] as number),
+      idx.map((i) => yP[i] as number),
+      data.classes,
+      idx.map((i) => probs[i] as number[]),
+    );
+  const correct = yT.filter((t, i) => t === yP[i]).length;
+  return {
+    accuracy: wilson(correct, preds.length),
+    balancedAccuracy: bootstrap(preds.length, (idx) => pick(idx).balancedAccuracy, seed),
+    macroF1: bootstrap(preds.length, (idx) => pick(idx).macroF1, seed + 1),
+    rocAucOvr:
+      m.rocAucOvr === null
+        ? null
+        : bootstrap(preds.length, (idx) => pick(idx).rocAucOvr ?? Number.NaN, seed + 2),
+    perClass: m.perClass.map((c, k) => {
+      const tp = (m.confusion[k] as number[])[k] as number;
+      return {
+        class: c.class,
+        precision: wilson(tp, c.predicted),
+        recall: wilson(tp, c.support),
+        f1: bootstrap(preds.length, (idx) => pick(idx).perClass[k]?.f1 ?? 0, seed + 3 + k),
+        support: c.support,
+      };
+    }),
+  };
+}
+
+function acrossUnits(
+  data: Dataset,
+  units: Unit[],
+): Pick<EvaluationResult, 'accuracy' | 'balancedAccuracy' | 'macroF1' | 'rocAucOvr' | 'perClass'> {
+  const aucs = units.map((u) => u.metrics.rocAucOvr).filter((a): a is number => a !== null);
+  return {
+    accuracy: meanInterval(units.map((u) => u.metrics.accuracy)),
+    balancedAccuracy: meanInterval(units.map((u) => u.metrics.balancedAccuracy)),
+    macroF1: meanInterval(units.map((u) => u.metrics.macroF1)),
+    rocAucOvr: aucs.length ? meanInterval(aucs) : null,
+    perClass: data.classes.map((name, k) => {
+      const withSupport = units.filter((u) => (u.metrics.perClass[k]?.support ?? 0) > 0);
+      const predicted = units.filter((u) => (u.metrics.perClass[k]?.predicted ?? 0) > 0);
+      return {
+        class: name,
+        precision: meanInterval(predicted.map((u) => u.metrics.perClass[k]?.precision ?? 0)),
+        recall: meanInterval(withSupport.map((u) => u.metrics.perClass[k]?.recall ?? 0)),
+        f1: meanInterval(withSupport.map((u) => u.metrics.perClass[k]?.f1 ?? 0)),
+        support: units.reduce((a, u) => a + (u.metrics.perClass[k]?.support ?? 0), 0),
+      };
+    }),
+  };
+}
+
+export function evaluate(data: Dataset, options: EvaluateOptions): EvaluationResult {
+  const seed = options.seed ?? 0;
+  const C = data.classes.length;
+  if (C < 2) throw new FewShotError('INVALID_INPUT', 'Evaluation needs at least two classes with images.');
+  const groupAware = options.groupAware ?? data.groups !== null;
+  const groups = groupAware ? data.groups : null;
+  const p = options.protocol;
+  let units: Unit[];
+  let pooled = false;
+  let ways = C;
+  switch (p.kind) {
+    case 'episodes': {
+      const rng = new Rng(seed);
+      units = [];
+      let tries = 0;
+      while (units.length < p.episodes && tries < p.episodes * 5) {
+        if (options.signal?.aborted) throw new FewShotError('CANCELLED', 'Evaluation cancelled.');
+        tries++;
+        const ep = sampleEpisode(
+          data.y,
+          groups,
+          C,
+          {
+            shots: p.shots,
+            ...(p.ways ? { ways: p.ways } : {}),
+            ...(p.queries ? { queries: p.queries } : {}),
+          },
+          rng,
+        );
+        if (!ep) continue;
+        ways = ep.classes.length;
+        units.push(runSplit(data, ep.support, ep.query, options, seed + units.length, ep.classes));
+        options.onProgress?.(units.length, p.episodes);
+      }
+      if (!units.length)
+        throw new FewShotError(
+          'INVALID_INPUT',
+          `Not enough images for ${p.shots}-shot episodes: every class needs at least ${p.shots + 1}.`,
+        );
+      break;
+    }
+    case 'kfold': {
+      if (p.folds < 2) throw new FewShotError('INVALID_INPUT', 'k-fold needs at least 2 folds.');
+      units = foldsToUnits(data, stratifiedGroupKFold(data.y, groups, p.folds, seed, C), options, seed);
+      break;
+    }
+    case 'loo':
+      units = foldsToUnits(data, leaveOneOut(data.y, groups), options, seed);
+      pooled = true;
+      break;
+    case 'holdout': {
+      const split = holdout(data.y, groups, p.testFraction, seed, C);
+      units = [runSplit(data, split.train, split.test, options, seed)];
+      pooled = true;
+      break;
+    }
+  }
+  if (!units.length)
+    throw new FewShotError('INVALID_INPUT', 'No split could be trained: too few images per class.');
+  const all = units.flatMap((u) => u.predictions);
+  const estimates = pooled || units.length < 2 ? pooledEstimates(data, all, seed) : acrossUnits(data, units);
+  const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
+  for (const pr of all)
+    (confusion[pr.truth] as number[])[pr.predicted] =
+      ((confusion[pr.truth] as number[])[pr.predicted] as number) + 1;
+  return {
+    strategy: options.strategy,
+    protocol: p,
+    seed,
+    groupAware: groups !== null,
+    classes: data.classes,
+    ways,
+    shots: p.kind === 'episodes' ? p.shots : null,
+    episodes: p.kind === 'episodes' ? units.length : null,
+    folds: p.kind === 'kfold' || p.kind === 'loo' ? units.length : null,
+    ...estimates,
+    confusion,
+    predictions: p.kind === 'episodes' ? all.slice(-2000) : all,
+    testPredictions: all.length,
+  };
+}
+
+export interface CurvePoint {
+  shots: number;
+  episodes: number;
+  accuracy: Estimate;
+  balancedAccuracy: Estimate;
+  macroF1: Estimate;
+}
+
+/** The same metric at 1, 2, 5, 10, 20 shots: does labelling more help? Infeasible shot counts are left out. */
+export function learningCurve(
+  data: Dataset,
+  options: Omit<EvaluateOptions, 'protocol'> & { shots?: number[]; episodes?: number; queries?: number },
+): CurvePoint[] {
+  const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
+  const maxShots = Math.min(...counts.filter((n) => n > 0)) - 1;
+  const out: CurvePoint[] = [];
+  for (const shots of options.shots ?? [1, 2, 5, 10, 20]) {
+    if (shots > maxShots) continue;
+    const r = evaluate(data, {
+      ...options,
+      protocol: {
+        kind: 'episodes',
+        shots,
+        episodes: options.episodes ?? 50,
+        ...(options.queries ? { queries: options.queries } : {}),
+      },
+    });
+    out.push({
+      shots,
+      episodes: r.episodes ?? 0,
+      accuracy: r.accuracy,
+      balancedAccuracy: r.balancedAccuracy,
+      macroF1: r.macroF1,
+    });
+  }
+  return out;
+}

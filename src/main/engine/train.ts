@@ -1,0 +1,140 @@
+// Training a head on a project's labelled images: features from the cache, a fitted head, an estimate of
+// its accuracy by cross-validation, and a model row that records everything needed to reproduce it.
+
+import { FewShotError } from '../../shared/errors.ts';
+import type { Project } from '../store/project.ts';
+import type { Backbone } from './backbones/backbone.ts';
+import { loadDataset } from './classify/dataset.ts';
+import { fitHead, type Strategy } from './classify/heads.ts';
+import { serializeHead } from './classify/serialize.ts';
+import { evaluate, type EvaluationResult, type Protocol } from './evaluate/evaluate.ts';
+import { softwareVersions } from './versions.ts';
+
+export interface TrainOptions {
+  strategy: Strategy;
+  seed?: number;
+  name?: string;
+  classBalanced?: boolean;
+  weightDecay?: number;
+  /** Cross-validate the same settings to store an accuracy estimate with the model (default true). */
+  estimate?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: { phase: 'features' | 'fit' | 'estimate'; done: number; total: number }) => void;
+}
+
+export interface TrainResult {
+  modelId: string;
+  strategy: Strategy;
+  backbone: string;
+  classes: string[];
+  images: number;
+  seed: number;
+  params: Record<string, unknown>;
+  estimate: Pick<EvaluationResult, 'accuracy' | 'balancedAccuracy' | 'macroF1' | 'protocol'> | null;
+  seconds: number;
+}
+
+/** 5-fold when every class has at least five images, leave-one-(group-)out below that. */
+export function estimateProtocol(counts: number[]): Protocol {
+  return Math.min(...counts) >= 5 ? { kind: 'kfold', folds: 5 } : { kind: 'loo' };
+}
+
+export async function trainModel(
+  project: Project,
+  backbone: Backbone,
+  options: TrainOptions,
+): Promise<TrainResult> {
+  const started = performance.now();
+  const seed = options.seed ?? 0;
+  const jobId = project.jobs.create('train', { backbone: backbone.id, strategy: options.strategy, seed });
+  try {
+    const data = await loadDataset(project, backbone, {
+      ...(options.signal ? { signal: options.signal } : {}),
+      onProgress: (p) => options.onProgress?.({ phase: 'features', done: p.done, total: p.total }),
+    });
+    if (options.signal?.aborted) throw new FewShotError('CANCELLED', 'Training cancelled.');
+    options.onProgress?.({ phase: 'fit', done: 0, total: 1 });
+    const fitOptions = {
+      seed,
+      ...(options.classBalanced !== undefined ? { classBalanced: options.classBalanced } : {}),
+      ...(options.weightDecay !== undefined ? { weightDecay: options.weightDecay } : {}),
+    };
+    const head = fitHead(options.strategy, { x: data.x, y: data.y, classes: data.classes }, fitOptions);
+    let estimate: TrainResult['estimate'] = null;
+    if (options.estimate ?? true) {
+      const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
+      const r = evaluate(data, {
+        strategy: options.strategy,
+        protocol: estimateProtocol(counts),
+        seed,
+        fit: fitOptions,
+        ...(options.signal ? { signal: options.signal } : {}),
+        onProgress: (done, total) => options.onProgress?.({ phase: 'estimate', done, total }),
+      });
+      estimate = {
+        accuracy: r.accuracy,
+        balancedAccuracy: r.balancedAccuracy,
+        macroF1: r.macroF1,
+        protocol: r.protocol,
+      };
+    }
+    const params: Record<string, unknown> = {
+      temperature: head.temperature,
+      features: 'SimpleShot CL2N (centre on training mean, L2-normalise)',
+      ...(head.kind === 'linear'
+        ? {
+            weightDecay: head.weightDecay,
+            weightDecayChosenBy: options.weightDecay === undefined ? 'inner cross-validation' : 'user',
+            classBalanced: head.classBalanced,
+          }
+        : { distance: 'squared Euclidean to class means' }),
+    };
+    const result = project.db.transaction(() => {
+      const modelId = project.models.insert({
+        name: options.name ?? `${options.strategy} on ${backbone.id}`,
+        backboneId: backbone.id,
+        backboneSha256: backbone.sha256,
+        strategy: options.strategy,
+        params,
+        seed,
+        classes: data.classes,
+        trainingSet: data.images.map((i, k) => ({
+          id: i.id,
+          sha256: i.sha256,
+          class: data.classes[data.y[k] as number] as string,
+        })),
+        metrics: estimate,
+        software: softwareVersions(),
+        artefact: serializeHead(head),
+        jobId,
+      });
+      project.audit.append('train', {
+        modelId,
+        strategy: options.strategy,
+        backbone: backbone.id,
+        images: data.x.length,
+        seed,
+      });
+      project.jobs.finish(jobId, 'done', { modelId });
+      return modelId;
+    })();
+    return {
+      modelId: result,
+      strategy: options.strategy,
+      backbone: backbone.id,
+      classes: data.classes,
+      images: data.x.length,
+      seed,
+      params,
+      estimate,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } catch (e) {
+    const cancelled = e instanceof FewShotError && e.code === 'CANCELLED';
+    project.jobs.finish(jobId, cancelled ? 'cancelled' : 'failed', null, {
+      code: cancelled ? 'CANCELLED' : 'INTERNAL',
+      message: (e as Error).message,
+    });
+    throw e;
+  }
+}
