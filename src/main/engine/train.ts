@@ -9,6 +9,9 @@ import { fitHead, type Strategy } from './classify/heads.ts';
 import { serializeHead } from './classify/serialize.ts';
 import { evaluate, type EvaluationResult, type Protocol } from './evaluate/evaluate.ts';
 import { softwareVersions } from './versions.ts';
+import type { TrainResult } from '../../shared/results.ts';
+
+export type { TrainResult };
 
 export interface TrainOptions {
   strategy: Strategy;
@@ -20,18 +23,6 @@ export interface TrainOptions {
   estimate?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: { phase: 'features' | 'fit' | 'estimate'; done: number; total: number }) => void;
-}
-
-export interface TrainResult {
-  modelId: string;
-  strategy: Strategy;
-  backbone: string;
-  classes: string[];
-  images: number;
-  seed: number;
-  params: Record<string, unknown>;
-  estimate: Pick<EvaluationResult, 'accuracy' | 'balancedAccuracy' | 'macroF1' | 'protocol'> | null;
-  seconds: number;
 }
 
 /** 5-fold when every class has at least five images, leave-one-(group-)out below that. */

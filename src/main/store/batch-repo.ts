@@ -4,18 +4,9 @@
 import crypto from 'node:crypto';
 import type { Db } from './connection.ts';
 import { nowIso } from './clock.ts';
+import type { PredictionRow, PredictionStatus } from '../../shared/results.ts';
 
-export type PredictionStatus = 'ok' | 'uncertain' | 'error';
-
-export interface PredictionRow {
-  relPath: string;
-  status: PredictionStatus;
-  predicted: string | null;
-  confidence: number | null;
-  probabilities: number[] | null;
-  errorCode: string | null;
-  errorMessage: string | null;
-}
+export type { PredictionRow, PredictionStatus };
 
 export interface BatchRun {
   id: string;

@@ -4,23 +4,9 @@
 import crypto from 'node:crypto';
 import type { Db } from './connection.ts';
 import { nowIso } from './clock.ts';
+import type { ModelRecord } from '../../shared/results.ts';
 
-export interface ModelRecord {
-  id: string;
-  name: string;
-  backboneId: string;
-  backboneSha256: string;
-  strategy: string;
-  params: Record<string, unknown>;
-  seed: number;
-  classes: string[];
-  trainingSet: { id: number; sha256: string; class: string }[];
-  metrics: unknown;
-  software: Record<string, string>;
-  artefactSha256: string | null;
-  jobId: string | null;
-  createdAt: string;
-}
+export type { ModelRecord };
 
 interface Raw {
   id: string;

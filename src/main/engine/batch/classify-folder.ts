@@ -16,6 +16,9 @@ import { argmax } from '../classify/linalg.ts';
 import { embedAll, type PipelineItem } from '../features/pipeline.ts';
 import { csvField } from '../import/csv.ts';
 import { scanFolder } from '../import/scan.ts';
+import type { ClassifySummary } from '../../../shared/results.ts';
+
+export type { ClassifySummary };
 
 export interface ClassifyOptions {
   outCsv: string;
@@ -27,21 +30,6 @@ export interface ClassifyOptions {
   batchSize?: number;
   signal?: AbortSignal;
   onProgress?: (p: { processed: number; skipped: number; errors: number }) => void;
-}
-
-export interface ClassifySummary {
-  runId: string;
-  resumed: boolean;
-  files: number;
-  classifiedNow: number;
-  alreadyDone: number;
-  ok: number;
-  uncertain: number;
-  errors: number;
-  perClass: Record<string, number>;
-  imagesPerSecond: number;
-  seconds: number;
-  csv: string;
 }
 
 export const UNCERTAIN_FOLDER = '_uncertain';

@@ -12,7 +12,8 @@ import { fitTemperature } from './calibration.ts';
 import { minimize } from './lbfgs.ts';
 import { centreNormalize, mean, softmax, type Vec } from './linalg.ts';
 
-export type Strategy = 'prototype' | 'linear';
+export type { Strategy } from '../../../shared/results.ts';
+import type { Strategy } from '../../../shared/results.ts';
 
 export interface PrototypeHead {
   kind: 'prototype';

@@ -8,6 +8,15 @@ import { Rng } from '../random.ts';
 import { bootstrap, meanInterval, wilson, type Estimate } from './intervals.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
 import { holdout, leaveOneOut, sampleEpisode, stratifiedGroupKFold } from './splits.ts';
+import type {
+  ClassEstimate,
+  CurvePoint,
+  EvaluationResult,
+  Prediction,
+  Protocol,
+} from '../../../shared/results.ts';
+
+export type { ClassEstimate, CurvePoint, EvaluationResult, Prediction, Protocol };
 
 export interface Dataset {
   x: Vec[];
@@ -18,12 +27,6 @@ export interface Dataset {
   ids?: number[];
 }
 
-export type Protocol =
-  | { kind: 'episodes'; shots: number; episodes: number; ways?: number; queries?: number }
-  | { kind: 'kfold'; folds: number }
-  | { kind: 'loo' }
-  | { kind: 'holdout'; testFraction: number };
-
 export interface EvaluateOptions {
   strategy: Strategy;
   protocol: Protocol;
@@ -33,44 +36,6 @@ export interface EvaluateOptions {
   fit?: Omit<FitOptions, 'seed' | 'validation'>;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
-}
-
-export interface ClassEstimate {
-  class: string;
-  precision: Estimate;
-  recall: Estimate;
-  f1: Estimate;
-  support: number;
-}
-
-export interface Prediction {
-  index: number;
-  id?: number;
-  truth: number;
-  predicted: number;
-  probabilities: number[];
-}
-
-export interface EvaluationResult {
-  strategy: Strategy;
-  protocol: Protocol;
-  seed: number;
-  groupAware: boolean;
-  classes: string[];
-  ways: number;
-  shots: number | null;
-  episodes: number | null;
-  folds: number | null;
-  accuracy: Estimate;
-  balancedAccuracy: Estimate;
-  macroF1: Estimate;
-  rocAucOvr: Estimate | null;
-  perClass: ClassEstimate[];
-  /** Summed over all test predictions: confusion[true][predicted]. */
-  confusion: number[][];
-  /** Test predictions pooled over folds (for episodes: at most the last 2,000). */
-  predictions: Prediction[];
-  testPredictions: number;
 }
 
 interface Unit {
@@ -278,14 +243,6 @@ export function evaluate(data: Dataset, options: EvaluateOptions): EvaluationRes
     predictions: p.kind === 'episodes' ? all.slice(-2000) : all,
     testPredictions: all.length,
   };
-}
-
-export interface CurvePoint {
-  shots: number;
-  episodes: number;
-  accuracy: Estimate;
-  balancedAccuracy: Estimate;
-  macroF1: Estimate;
 }
 
 /** The same metric at 1, 2, 5, 10, 20 shots: does labelling more help? Infeasible shot counts are left out. */

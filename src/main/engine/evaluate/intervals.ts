@@ -2,13 +2,9 @@
 // across episodes or folds, and a seeded percentile bootstrap for pooled figures that are not proportions.
 
 import { Rng } from '../random.ts';
+import type { Estimate } from '../../../shared/results.ts';
 
-export interface Estimate {
-  mean: number;
-  ci95: [number, number];
-  method: 'wilson' | 't' | 'bootstrap' | 'none';
-  n: number;
-}
+export type { Estimate };
 
 const Z = 1.959963984540054;
 

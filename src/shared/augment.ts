@@ -1,0 +1,40 @@
+// Augmentation settings: one schema for the preview screen, the training loop and the stored run.
+
+import { z } from 'zod';
+
+export const AugmentSpecSchema = z.strictObject({
+  hflip: z.boolean().default(true),
+  vflip: z.boolean().default(false),
+  /** Largest rotation, degrees (uniform in ±rotate). */
+  rotate: z.number().min(0).max(180).default(15),
+  /** Smallest area kept by the random resized crop (1 = no crop, the evaluation crop). */
+  cropScale: z.number().min(0.05).max(1).default(0.6),
+  /** Largest shift, as a fraction of the side. */
+  translate: z.number().min(0).max(0.5).default(0.05),
+  /** Largest zoom change, as a fraction (0.1 → ×0.9…×1.1). */
+  scale: z.number().min(0).max(0.5).default(0.1),
+  /** Largest brightness and contrast change, as fractions. */
+  brightness: z.number().min(0).max(1).default(0.2),
+  contrast: z.number().min(0).max(1).default(0.2),
+  /** Largest Gaussian blur sigma, pixels of the output. */
+  blur: z.number().min(0).max(5).default(0),
+  /** Standard deviation of added Gaussian noise, 0–255 units. */
+  noise: z.number().min(0).max(64).default(0),
+});
+export type AugmentSpec = z.infer<typeof AugmentSpecSchema>;
+
+export const DEFAULT_AUGMENT: AugmentSpec = AugmentSpecSchema.parse({});
+
+/** No change at all: the evaluation transform. */
+export const NO_AUGMENT: AugmentSpec = {
+  hflip: false,
+  vflip: false,
+  rotate: 0,
+  cropScale: 1,
+  translate: 0,
+  scale: 0,
+  brightness: 0,
+  contrast: 0,
+  blur: 0,
+  noise: 0,
+};
