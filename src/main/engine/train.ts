@@ -7,7 +7,7 @@ import type { Backbone } from './backbones/backbone.ts';
 import { loadDataset } from './classify/dataset.ts';
 import { fitHead, type Strategy } from './classify/heads.ts';
 import { serializeHead } from './classify/serialize.ts';
-import { evaluate, type EvaluationResult, type Protocol } from './evaluate/evaluate.ts';
+import { evaluate, type Protocol } from './evaluate/evaluate.ts';
 import { softwareVersions } from './versions.ts';
 import type { TrainResult } from '../../shared/results.ts';
 

@@ -5,7 +5,7 @@ import { FewShotError } from '../../../shared/errors.ts';
 import { fitHead, predictProba, type FitOptions, type Strategy } from '../classify/heads.ts';
 import { argmax, type Vec } from '../classify/linalg.ts';
 import { Rng } from '../random.ts';
-import { bootstrap, meanInterval, wilson, type Estimate } from './intervals.ts';
+import { bootstrap, meanInterval, wilson } from './intervals.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
 import { holdout, leaveOneOut, sampleEpisode, stratifiedGroupKFold } from './splits.ts';
 import type {
