@@ -23,7 +23,19 @@ export const AugmentSpecSchema = z.strictObject({
 });
 export type AugmentSpec = z.infer<typeof AugmentSpecSchema>;
 
-export const DEFAULT_AUGMENT: AugmentSpec = AugmentSpecSchema.parse({});
+/** The schema's defaults, written out (parsing at load time would run zod in every importer). */
+export const DEFAULT_AUGMENT: AugmentSpec = {
+  hflip: true,
+  vflip: false,
+  rotate: 15,
+  cropScale: 0.6,
+  translate: 0.05,
+  scale: 0.1,
+  brightness: 0.2,
+  contrast: 0.2,
+  blur: 0,
+  noise: 0,
+};
 
 /** No change at all: the evaluation transform. */
 export const NO_AUGMENT: AugmentSpec = {

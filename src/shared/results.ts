@@ -6,7 +6,14 @@ export type Strategy = 'prototype' | 'linear';
 export interface Estimate {
   mean: number;
   ci95: [number, number];
+  /**
+   * wilson: Wilson score interval of one split's proportion; t: Student's t across episodes or folds;
+   * bootstrap: seeded percentile bootstrap over test images. Every interval is widened to at least the
+   * Wilson interval of the pooled counts (`floored` then true), so a perfect score never reads as
+   * [100 %, 100 %].
+   */
   method: 'wilson' | 't' | 'bootstrap' | 'none';
+  floored?: boolean;
   n: number;
 }
 

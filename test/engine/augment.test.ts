@@ -70,3 +70,7 @@ test('the preview returns N PNG variants of the image', async () => {
   assert.throws(() => AugmentSpecSchema.parse({ rotate: 500 }));
   assert.throws(() => AugmentSpecSchema.parse({ sharpen: 1 }));
 });
+
+test('DEFAULT_AUGMENT is exactly the schema defaults', () => {
+  assert.deepEqual(DEFAULT_AUGMENT, AugmentSpecSchema.parse({}));
+});

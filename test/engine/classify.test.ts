@@ -200,3 +200,20 @@ test('the fitted temperature lowers held-out log-loss', () => {
     assert.ok(calibrated.temperature > 0 && calibrated.temperature !== 1);
   }
 });
+
+test('a perfect score never gets a zero-width interval', () => {
+  const d = blobs(8, 3, 11, 0.05); // far-apart blobs: every fold is 100 % right
+  const data = { x: d.x, y: d.y, classes: d.classes, groups: null };
+  for (const protocol of [
+    { kind: 'kfold', folds: 4 } as const,
+    { kind: 'holdout', testFraction: 0.25 } as const,
+  ]) {
+    const r = evaluate(data, { strategy: 'prototype', protocol, seed: 2 });
+    assert.equal(r.accuracy.mean, 1);
+    assert.ok(r.accuracy.ci95[0] < 0.95, `${protocol.kind}: ${r.accuracy.ci95[0]}`);
+    assert.ok(r.balancedAccuracy.ci95[0] < 1 && r.macroF1.ci95[0] < 1);
+    for (const c of r.perClass)
+      assert.ok(c.precision.ci95[0] < 1 && c.recall.ci95[0] < 1 && c.f1.ci95[0] < 1);
+    assert.equal(r.accuracy.ci95[1], 1);
+  }
+});

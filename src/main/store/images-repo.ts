@@ -163,6 +163,70 @@ export class ImagesRepo {
     return this.db.prepare<[], RawImage>(sql).all().map(toImage);
   }
 
+  /** A page of images, optionally of one class (null: unlabelled) and of one excluded state. */
+  page(
+    filter: { className?: string | null; excluded?: boolean },
+    offset: number,
+    limit: number,
+  ): { total: number; images: ImageRecord[] } {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.className === null) where.push('i.class_id IS NULL');
+    else if (filter.className !== undefined) {
+      where.push('c.name = ?');
+      args.push(filter.className);
+    }
+    if (filter.excluded !== undefined) {
+      where.push('i.excluded = ?');
+      args.push(filter.excluded ? 1 : 0);
+    }
+    const w = where.length ? ` WHERE ${where.join(' AND ')}` : '';
+    const total = (
+      this.db
+        .prepare(`SELECT count(*) AS n FROM images i LEFT JOIN classes c ON c.id = i.class_id${w}`)
+        .get(...args) as { n: number }
+    ).n;
+    const rows = this.db
+      .prepare<(string | number)[], RawImage>(
+        `${SELECT_IMAGE}${w} ORDER BY c.name, i.rel_path LIMIT ? OFFSET ?`,
+      )
+      .all(...args, limit, offset);
+    return { total, images: rows.map(toImage) };
+  }
+
+  /** Moves images to a class (created when new); returns how many changed. */
+  relabel(ids: number[], className: string): number {
+    const classId = this.ensureClass(className);
+    const stmt = this.db.prepare(
+      'UPDATE images SET class_id = ? WHERE id = ? AND (class_id IS NULL OR class_id != ?)',
+    );
+    return ids.reduce((n, id) => n + stmt.run(classId, id, classId).changes, 0);
+  }
+
+  setExcluded(ids: number[], excluded: boolean): number {
+    const stmt = this.db.prepare('UPDATE images SET excluded = ? WHERE id = ? AND excluded != ?');
+    return ids.reduce((n, id) => n + stmt.run(excluded ? 1 : 0, id, excluded ? 1 : 0).changes, 0);
+  }
+
+  groupCount(): number {
+    return (
+      this.db
+        .prepare('SELECT count(DISTINCT group_key) AS n FROM images WHERE group_key IS NOT NULL')
+        .get() as { n: number }
+    ).n;
+  }
+
+  /** Files refused by the most recent import. */
+  lastRejections(): { relPath: string; code: string; message: string }[] {
+    return this.db
+      .prepare<[], { rel_path: string; code: string; message: string }>(
+        `SELECT rel_path, code, message FROM import_rejections WHERE job_id = (
+           SELECT id FROM jobs WHERE kind = 'import' ORDER BY created_at DESC LIMIT 1) ORDER BY rel_path`,
+      )
+      .all()
+      .map((r) => ({ relPath: r.rel_path, code: r.code, message: r.message }));
+  }
+
   count(): number {
     return (this.db.prepare<[], { n: number }>('SELECT count(*) AS n FROM images').get() as { n: number }).n;
   }

@@ -5,7 +5,7 @@ import { FewShotError } from '../../../shared/errors.ts';
 import { fitHead, predictProba, type FitOptions, type Strategy } from '../classify/heads.ts';
 import { argmax, type Vec } from '../classify/linalg.ts';
 import { Rng } from '../random.ts';
-import { bootstrap, meanInterval, wilson } from './intervals.ts';
+import { bootstrap, meanInterval, wilson, type Estimate } from './intervals.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
 import { holdout, leaveOneOut, sampleEpisode, stratifiedGroupKFold } from './splits.ts';
 import type {
@@ -139,6 +139,81 @@ function pooledEstimates(
   };
 }
 
+/** The wider of two intervals around the first estimate's point. */
+function widen(a: Estimate, b: Estimate): Estimate {
+  const lo = Math.min(a.ci95[0], b.ci95[0]);
+  const hi = Math.max(a.ci95[1], b.ci95[1]);
+  return lo < a.ci95[0] || hi > a.ci95[1] ? { ...a, ci95: [lo, hi], floored: true } : a;
+}
+
+function meanOf(es: Estimate[], point: number): Estimate {
+  const n = es.length || 1;
+  return {
+    mean: point,
+    ci95: [es.reduce((a, e) => a + e.ci95[0], 0) / n, es.reduce((a, e) => a + e.ci95[1], 0) / n],
+    method: 'wilson',
+    n: es.reduce((a, e) => a + e.n, 0),
+  };
+}
+
+/**
+ * Closed-form Wilson intervals from the pooled confusion matrix (F1 = 2tp / (2tp + fp + fn) treated as a
+ * proportion; balanced accuracy and macro-F1 as means of per-class bounds). Every reported interval is
+ * widened to at least these, so zero spread across folds, or a perfect split, never gives a zero-width
+ * interval.
+ */
+function floorWithPooledWilson(
+  e: Pick<EvaluationResult, 'accuracy' | 'balancedAccuracy' | 'macroF1' | 'rocAucOvr' | 'perClass'>,
+  confusion: number[][],
+): typeof e {
+  const C = confusion.length;
+  const n = confusion.flat().reduce((a, b) => a + b, 0);
+  const correct = confusion.reduce((a, row, i) => a + (row[i] as number), 0);
+  const per = confusion.map((row, k) => {
+    const tp = row[k] as number;
+    const support = row.reduce((a, b) => a + b, 0);
+    const predicted = confusion.reduce((a, r) => a + (r[k] as number), 0);
+    return {
+      tp,
+      support,
+      predicted,
+      recall: wilson(tp, support),
+      precision: wilson(tp, predicted),
+      f1: wilson(2 * tp, support + predicted),
+    };
+  });
+  const withSupport = per.filter((p) => p.support > 0);
+  const occurring = per.filter((p) => p.support > 0 || p.predicted > 0);
+  return {
+    accuracy: widen(e.accuracy, wilson(correct, n)),
+    balancedAccuracy: widen(
+      e.balancedAccuracy,
+      meanOf(
+        withSupport.map((p) => p.recall),
+        e.balancedAccuracy.mean,
+      ),
+    ),
+    macroF1: widen(
+      e.macroF1,
+      meanOf(
+        occurring.map((p) => p.f1),
+        e.macroF1.mean,
+      ),
+    ),
+    rocAucOvr: e.rocAucOvr,
+    perClass: e.perClass.map((c, k) => {
+      const p = per[k];
+      if (!p || k >= C) return c;
+      return {
+        ...c,
+        precision: p.predicted ? widen(c.precision, p.precision) : c.precision,
+        recall: p.support ? widen(c.recall, p.recall) : c.recall,
+        f1: p.support + p.predicted ? widen(c.f1, p.f1) : c.f1,
+      };
+    }),
+  };
+}
+
 function acrossUnits(
   data: Dataset,
   units: Unit[],
@@ -223,7 +298,12 @@ export function evaluate(data: Dataset, options: EvaluateOptions): EvaluationRes
   if (!units.length)
     throw new FewShotError('INVALID_INPUT', 'No split could be trained: too few images per class.');
   const all = units.flatMap((u) => u.predictions);
-  const estimates = pooled || units.length < 2 ? pooledEstimates(data, all, seed) : acrossUnits(data, units);
+  const raw = pooled || units.length < 2 ? pooledEstimates(data, all, seed) : acrossUnits(data, units);
+  const confusionAll = Array.from({ length: C }, () => new Array<number>(C).fill(0));
+  for (const pr of all)
+    (confusionAll[pr.truth] as number[])[pr.predicted] =
+      ((confusionAll[pr.truth] as number[])[pr.predicted] as number) + 1;
+  const estimates = floorWithPooledWilson(raw, confusionAll);
   const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
   for (const pr of all)
     (confusion[pr.truth] as number[])[pr.predicted] =

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// Bundles the Electron shell: main and the engine's utility process as ESM, the sandboxed preload as one
+// CommonJS file (a sandboxed preload can require nothing but electron). Native modules stay external.
+import path from 'node:path';
+import { build } from 'esbuild';
+
+const root = path.resolve(import.meta.dirname, '..');
+const external = ['electron', 'better-sqlite3', 'sharp', 'onnxruntime-node'];
+await build({
+  entryPoints: [
+    path.join(root, 'src/main/electron/main.ts'),
+    path.join(root, 'src/main/electron/backend-process.ts'),
+  ],
+  outdir: path.join(root, 'dist/main/electron'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  external,
+  banner: {
+    js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+  },
+  logLevel: 'warning',
+});
+await build({
+  entryPoints: [path.join(root, 'src/preload/preload.ts')],
+  outfile: path.join(root, 'dist/preload/preload.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  external: ['electron'],
+  logLevel: 'warning',
+});
+console.log('Electron shell built into dist/main and dist/preload.');

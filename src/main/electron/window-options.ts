@@ -1,0 +1,49 @@
+// The window's security settings, kept in a pure module so a plain-Node test can assert them.
+
+export interface SecureWebPreferences {
+  contextIsolation: true;
+  sandbox: true;
+  nodeIntegration: false;
+  nodeIntegrationInWorker: false;
+  webSecurity: true;
+  allowRunningInsecureContent: false;
+  spellcheck: false;
+  webviewTag: false;
+  navigateOnDragDrop: false;
+  preload: string;
+}
+
+export function webPreferences(preload: string): SecureWebPreferences {
+  return {
+    contextIsolation: true,
+    sandbox: true,
+    nodeIntegration: false,
+    nodeIntegrationInWorker: false,
+    webSecurity: true,
+    allowRunningInsecureContent: false,
+    spellcheck: false, // the spellchecker downloads dictionaries
+    webviewTag: false,
+    navigateOnDragDrop: false,
+    preload,
+  };
+}
+
+/** Resolves an app://renderer/… path inside the renderer folder, or null for anything that escapes it. */
+export function resolveInside(root: string, requestPath: string, sep = '/'): string | null {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(requestPath);
+  } catch {
+    return null;
+  }
+  // NUL, backslashes (Windows separators) and drive letters or ADS (':') never name a renderer file.
+  if (decoded.includes('\0') || decoded.includes('\\') || decoded.includes(':')) return null;
+  const parts: string[] = [];
+  for (const part of decoded.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') return null;
+    parts.push(part);
+  }
+  if (parts.length === 0) parts.push('index.html');
+  return [root.replace(/[\\/]+$/, ''), ...parts].join(sep);
+}

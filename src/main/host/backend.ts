@@ -1,0 +1,427 @@
+// The main-process side of the contract: validates every input from `unknown`, runs the handler, and
+// returns errors as data. Long work runs as jobs that stream events. Transport-agnostic: the browser host
+// and Electron's utility process both feed it requests and forward its events.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  INPUTS,
+  type Channel,
+  type DatasetWarning,
+  type Input,
+  type JobEvent,
+  type Output,
+  type ParsedInput,
+  type ReviewData,
+} from '../../shared/contract.ts';
+import type { RejectCode } from '../../shared/domain.ts';
+import { FewShotError, toErrorData, type Result } from '../../shared/errors.ts';
+import { augmentPreview } from '../engine/augment/augment.ts';
+import { Backbone } from '../engine/backbones/backbone.ts';
+import { listBackbones, resolveBackbone, userModelsDir } from '../engine/backbones/registry.ts';
+import { classifyFolder } from '../engine/batch/classify-folder.ts';
+import { loadDataset } from '../engine/classify/dataset.ts';
+import { deserializeHead } from '../engine/classify/serialize.ts';
+import { evaluate, learningCurve } from '../engine/evaluate/evaluate.ts';
+import { rocCurve } from '../engine/evaluate/metrics.ts';
+import { decoder } from '../engine/image/decode.ts';
+import { importFolder } from '../engine/import/import-folder.ts';
+import { estimateProtocol, trainModel } from '../engine/train.ts';
+import { softwareVersions } from '../engine/versions.ts';
+import { Project } from '../store/project.ts';
+import { JobManager } from './jobs.ts';
+import { datasetWarnings } from './warnings.ts';
+
+type Handler<C extends Channel> = (input: ParsedInput<C>) => Promise<Output<C>>;
+
+export interface BackendOptions {
+  /** Where recent projects are remembered. */
+  dataDir: string;
+  transport: 'electron' | 'websocket';
+  onEvent: (e: JobEvent) => void;
+}
+
+export class Backend {
+  private project: Project | null = null;
+  private readonly backbones = new Map<string, Promise<Backbone>>();
+  readonly jobs: JobManager;
+  private readonly handlers: { [C in Channel]: Handler<C> };
+
+  constructor(private readonly options: BackendOptions) {
+    this.jobs = new JobManager(options.onEvent);
+    this.handlers = {
+      'app.info': async () => ({
+        version: softwareVersions().app ?? '0',
+        platform: `${process.platform}-${process.arch}`,
+        userModelsDir: userModelsDir(),
+        transport: options.transport,
+      }),
+      'project.create': async ({ file }) => this.setProject(Project.create(this.projectPath(file))),
+      'project.open': async ({ file }) => this.setProject(Project.open(path.resolve(file))),
+      'project.current': async () => (this.project ? this.info(this.project) : null),
+      'project.recent': async () => ({ files: this.recent().filter((f) => fs.existsSync(f)) }),
+      'models.list': async () => {
+        const problems: { dir: string; message: string }[] = [];
+        return { models: listBackbones(problems), problems };
+      },
+      'dataset.import': async ({ folder, groupsCsv }) => {
+        const p = this.requireProject();
+        return {
+          jobId: this.jobs.start('import', (ctx) =>
+            importFolder(p, folder, {
+              ...(groupsCsv ? { groupsCsv } : {}),
+              signal: ctx.signal,
+              onProgress: (e) => {
+                if (e.phase === 'importing')
+                  ctx.progress(
+                    'importing',
+                    e.processed,
+                    Math.max(e.filesSeen, e.processed),
+                    `${e.added} added, ${e.rejected} rejected`,
+                  );
+              },
+            }),
+          ),
+        };
+      },
+      'dataset.summary': async () => {
+        const p = this.requireProject();
+        const classes = p.images
+          .classes()
+          .map((c) => ({ name: c.name, images: c.images, excluded: c.excluded }));
+        const all = p.images.page({}, 0, 1).total;
+        return {
+          total: all,
+          unlabelled: p.images.page({ className: null }, 0, 1).total,
+          excluded: p.images.page({ excluded: true }, 0, 1).total,
+          groups: p.images.groupCount(),
+          classes,
+          rejections: p.images
+            .lastRejections()
+            .map((r) => ({ path: r.relPath, code: r.code as RejectCode, message: r.message })),
+        };
+      },
+      'dataset.images': async ({ className, excluded, offset, limit }) => {
+        const r = this.requireProject().images.page(
+          {
+            ...(className !== undefined ? { className } : {}),
+            ...(excluded !== undefined ? { excluded } : {}),
+          },
+          offset,
+          limit,
+        );
+        return {
+          total: r.total,
+          images: r.images.map((i) => ({
+            id: i.id,
+            relPath: i.relPath,
+            className: i.className,
+            groupKey: i.groupKey,
+            excluded: i.excluded,
+            width: i.width,
+            height: i.height,
+          })),
+        };
+      },
+      'dataset.relabel': async ({ imageIds, className }) => {
+        const p = this.requireProject();
+        const updated = p.db.transaction(() => {
+          const n = p.images.relabel(imageIds, className);
+          p.audit.append('relabel', { imageIds, to: className, updated: n });
+          return n;
+        })();
+        return { updated };
+      },
+      'dataset.exclude': async ({ imageIds, excluded }) => {
+        const p = this.requireProject();
+        const updated = p.db.transaction(() => {
+          const n = p.images.setExcluded(imageIds, excluded);
+          p.audit.append(excluded ? 'exclude' : 'include', { imageIds, updated: n });
+          return n;
+        })();
+        return { updated };
+      },
+      'dataset.warnings': async ({ backbone }) => ({ warnings: await this.warnings(backbone) }),
+      'augment.preview': async ({ imageId, spec, n, seed }) => {
+        const p = this.requireProject();
+        const img = p.images.get(imageId);
+        const bytes = img ? p.images.bytes(img.sha256) : null;
+        if (!img || !bytes) throw new FewShotError('NOT_FOUND', `No image ${imageId}.`);
+        const pngs = await augmentPreview(bytes, spec, n, seed, {
+          width: 224,
+          height: 224,
+          resizeShorter: 256,
+        });
+        return { variants: pngs.map((b) => `data:image/png;base64,${b.toString('base64')}`) };
+      },
+      'train.recommend': async () => recommend(this.requireProject()),
+      'train.start': async ({ backbone, strategy, seed, classBalanced, weightDecay }) => {
+        const p = this.requireProject();
+        const b = await this.backbone(backbone);
+        return {
+          jobId: this.jobs.start('train', (ctx) =>
+            trainModel(p, b, {
+              strategy,
+              seed,
+              ...(classBalanced !== undefined ? { classBalanced } : {}),
+              ...(weightDecay !== undefined ? { weightDecay } : {}),
+              signal: ctx.signal,
+              onProgress: (e) => ctx.progress(e.phase, e.done, e.total),
+            }),
+          ),
+        };
+      },
+      'train.models': async () => ({ models: this.requireProject().models.list() }),
+      'review.start': async ({ modelId, protocol }) => {
+        const p = this.requireProject();
+        const model = p.models.find(modelId);
+        if (!model) throw new FewShotError('NOT_FOUND', `No trained model ${modelId}.`);
+        const b = await this.backbone(model.backboneId);
+        return { jobId: this.jobs.start('review', (ctx) => this.review(p, b, model.id, protocol, ctx)) };
+      },
+      'batch.start': async ({ modelId, folder, out, sortInto, minConfidence }) => {
+        const p = this.requireProject();
+        const model = p.models.find(modelId);
+        const artefact = model ? p.models.artefact(model.id) : null;
+        if (!model || !artefact) throw new FewShotError('NOT_FOUND', `No trained model ${modelId}.`);
+        const b = await this.backbone(model.backboneId);
+        return {
+          jobId: this.jobs.start('batch', (ctx) =>
+            classifyFolder(p, b, model, deserializeHead(artefact), folder, {
+              outCsv: out,
+              ...(sortInto ? { sortInto } : {}),
+              minConfidence,
+              signal: ctx.signal,
+              onProgress: (e) => ctx.progress('classifying', e.processed, e.processed, `${e.errors} errors`),
+            }),
+          ),
+        };
+      },
+      'batch.results': async ({ runId, filter, offset, limit }) => {
+        const p = this.requireProject();
+        if (!p.batches.get(runId)) throw new FewShotError('NOT_FOUND', `No batch run ${runId}.`);
+        const rows = [...p.batches.iterate(runId)].filter((r) =>
+          filter === 'all'
+            ? true
+            : filter === 'uncertain'
+              ? r.status === 'uncertain'
+              : filter === 'error'
+                ? r.status === 'error'
+                : r.predicted === filter.predicted && r.status !== 'error',
+        );
+        return { total: rows.length, rows: rows.slice(offset, offset + limit) };
+      },
+      'jobs.cancel': async ({ jobId }) => ({ cancelled: this.jobs.cancel(jobId) }),
+      'jobs.list': async () => ({
+        jobs: this.project
+          ? this.project.jobs
+              .list(50)
+              .map((j) => ({ id: j.id, kind: j.kind, status: j.status, createdAt: j.createdAt }))
+          : [],
+      }),
+    };
+  }
+
+  /** The one entry point: `input` is untrusted until its schema accepts it. */
+  async invoke(channel: string, input: unknown): Promise<Result<unknown>> {
+    if (!Object.hasOwn(INPUTS, channel))
+      return {
+        ok: false,
+        error: { code: 'INVALID_INPUT', message: `Unknown channel "${String(channel).slice(0, 100)}".` },
+      };
+    const c = channel as Channel;
+    const parsed = INPUTS[c].safeParse(input);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return {
+        ok: false,
+        error: {
+          code: 'INVALID_INPUT',
+          message: `${c}: ${issue ? `${issue.path.join('.') || 'input'}: ${issue.message}` : 'invalid input'}`,
+        },
+      };
+    }
+    try {
+      const handler = this.handlers[c] as (i: unknown) => Promise<unknown>;
+      return { ok: true, value: await handler(parsed.data) };
+    } catch (e) {
+      if (!(e instanceof FewShotError)) console.error(`${c} failed:`, e);
+      return { ok: false, error: toErrorData(e) };
+    }
+  }
+
+  /** A thumbnail (JPEG, no metadata) of a project image, longest side `size`. */
+  async thumbnail(imageId: number, size: number): Promise<Buffer> {
+    const p = this.requireProject();
+    const img = p.images.get(imageId);
+    const bytes = img ? p.images.bytes(img.sha256) : null;
+    if (!img || !bytes) throw new FewShotError('NOT_FOUND', `No image ${imageId}.`);
+    return decoder(bytes)
+      .resize(size, size, { fit: 'inside', withoutEnlargement: false })
+      .jpeg({ quality: 82 })
+      .toBuffer();
+  }
+
+  async close(): Promise<void> {
+    for (const b of this.backbones.values()) await (await b.catch(() => null))?.release();
+    this.backbones.clear();
+    this.project?.close();
+    this.project = null;
+  }
+
+  private projectPath(file: string): string {
+    const abs = path.resolve(file);
+    return path.extname(abs) ? abs : `${abs}.fsl`;
+  }
+
+  private setProject(p: Project): Output<'project.open'> {
+    if (this.jobs.active > 0) {
+      p.close();
+      throw new FewShotError(
+        'INVALID_INPUT',
+        'A job is running; wait for it or cancel it before switching projects.',
+      );
+    }
+    this.project?.close();
+    this.project = p;
+    const files = [p.file, ...this.recent().filter((f) => f !== p.file)].slice(0, 10);
+    fs.mkdirSync(this.options.dataDir, { recursive: true });
+    fs.writeFileSync(path.join(this.options.dataDir, 'recent.json'), JSON.stringify(files));
+    return this.info(p);
+  }
+
+  private recent(): string[] {
+    try {
+      const v = JSON.parse(
+        fs.readFileSync(path.join(this.options.dataDir, 'recent.json'), 'utf8'),
+      ) as unknown;
+      return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+    } catch {
+      return [];
+    }
+  }
+
+  private info(p: Project): Output<'project.open'> {
+    return {
+      file: p.file,
+      name: p.meta('name') ?? path.basename(p.file),
+      images: p.images.count(),
+      classes: p.images.classes().length,
+    };
+  }
+
+  private requireProject(): Project {
+    if (!this.project) throw new FewShotError('NOT_FOUND', 'No project is open.');
+    return this.project;
+  }
+
+  private backbone(id: string): Promise<Backbone> {
+    let b = this.backbones.get(id);
+    if (!b) {
+      b = Backbone.load(resolveBackbone(id), { threads: Math.max(1, os.availableParallelism()) });
+      b.catch(() => this.backbones.delete(id));
+      this.backbones.set(id, b);
+    }
+    return b;
+  }
+
+  private async warnings(backboneId: string): Promise<DatasetWarning[]> {
+    const p = this.requireProject();
+    const b = await this.backbone(backboneId);
+    return datasetWarnings(p, await loadDataset(p, b));
+  }
+
+  private async review(
+    p: Project,
+    b: Backbone,
+    modelId: string,
+    protocol: Input<'review.start'>['protocol'],
+    ctx: { signal: AbortSignal; progress(phase: string, d: number, t: number): void },
+  ): Promise<ReviewData> {
+    const model = p.models.get(modelId) as NonNullable<ReturnType<Project['models']['get']>>;
+    const data = await loadDataset(p, b, {
+      signal: ctx.signal,
+      onProgress: (e) => ctx.progress('features', e.done, e.total),
+    });
+    const strategy = model.strategy as 'prototype' | 'linear';
+    const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
+    const fit = {
+      ...(typeof model.params.weightDecay === 'number' && model.params.weightDecayChosenBy === 'user'
+        ? { weightDecay: model.params.weightDecay }
+        : {}),
+      ...(model.params.classBalanced === true ? { classBalanced: true } : {}),
+    };
+    const evaluation = evaluate(data, {
+      strategy,
+      protocol: protocol ?? estimateProtocol(counts),
+      seed: model.seed,
+      fit,
+      signal: ctx.signal,
+      onProgress: (d, t) => ctx.progress('cross-validation', d, t),
+    });
+    ctx.progress('learning curve', 0, 1);
+    const curve = learningCurve(data, { strategy, seed: model.seed, episodes: 30, fit, signal: ctx.signal });
+    const roc =
+      data.classes.length === 2
+        ? rocCurve(
+            evaluation.predictions.map((pr) => pr.probabilities[1] ?? 0),
+            evaluation.predictions.map((pr) => pr.truth === 1),
+          ).map(({ fpr, tpr }) => ({ fpr, tpr }))
+        : null;
+    return { model, evaluation, curve, roc };
+  }
+}
+
+function recommend(p: Project): Output<'train.recommend'> {
+  const counts = p.images
+    .classes()
+    .map((c) => c.images - c.excluded)
+    .filter((n) => n > 0);
+  const sorted = [...counts].sort((a, b) => a - b);
+  const minShots = sorted[0] ?? 0;
+  const medianShots = sorted.length ? (sorted[Math.floor((sorted.length - 1) / 2)] as number) : 0;
+  const strategy = minShots < 3 ? 'prototype' : 'linear';
+  const reason =
+    minShots < 3
+      ? `The smallest class has ${minShots} image${minShots === 1 ? '' : 's'}: with 1–2 images per class a class mean is steadier than a fitted head.`
+      : minShots <= 20
+        ? `The smallest class has ${minShots} images: a linear head on frozen features is the strongest choice this build offers; fine-tuning the last stage would pay off from about 5–20 images per class.`
+        : `Every class has more than 20 images: a linear head is a strong baseline; full fine-tuning can beat it far from ImageNet (e.g. microscopy).`;
+  return {
+    strategy,
+    reason,
+    minShots,
+    medianShots,
+    options: [
+      {
+        strategy: 'prototype',
+        label: 'Prototype (nearest class mean)',
+        available: true,
+        note: 'Works from one image per class; nothing to tune.',
+      },
+      {
+        strategy: 'linear',
+        label: 'Frozen backbone + linear head',
+        available: true,
+        note: 'Logistic regression on the features; weight decay tuned by cross-validation.',
+      },
+      {
+        strategy: 'last-stage',
+        label: 'Partial unfreeze (last stage, ResNet18 layer4)',
+        available: false,
+        note: 'Needs the fine-tuning engine, not in this build.',
+      },
+      {
+        strategy: 'full',
+        label: 'Full fine-tune',
+        available: false,
+        note: 'Needs the fine-tuning engine, not in this build.',
+      },
+    ],
+  };
+}
+
+export function defaultDataDir(): string {
+  return process.env.FEWSHOT_DATA_DIR ?? path.join(os.homedir(), '.fewshot-lab');
+}

@@ -1,0 +1,15 @@
+// The preload: exposes the contract, one function per channel, through contextBridge.
+import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
+import { buildApi } from './api.ts';
+
+contextBridge.exposeInMainWorld(
+  'fewshot',
+  buildApi(
+    (channel, input) => ipcRenderer.invoke('fsl:invoke', channel, input),
+    (listener) => {
+      const handler = (_e: IpcRendererEvent, event: unknown): void => listener(event);
+      ipcRenderer.on('fsl:event', handler);
+      return () => ipcRenderer.removeListener('fsl:event', handler);
+    },
+  ),
+);

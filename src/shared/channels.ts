@@ -1,0 +1,25 @@
+// The channel names alone (no schemas), for the preload bridge, which must stay small.
+
+export const CHANNEL_NAMES = [
+  'app.info',
+  'project.create',
+  'project.open',
+  'project.current',
+  'project.recent',
+  'models.list',
+  'dataset.import',
+  'dataset.summary',
+  'dataset.images',
+  'dataset.relabel',
+  'dataset.exclude',
+  'dataset.warnings',
+  'augment.preview',
+  'train.recommend',
+  'train.start',
+  'train.models',
+  'review.start',
+  'batch.start',
+  'batch.results',
+  'jobs.cancel',
+  'jobs.list',
+] as const;

@@ -1,0 +1,181 @@
+/// <reference lib="dom" />
+// End to end: the real renderer in Debian's Chromium against the browser host, on real data:
+// create a project → import BCCD → preview augmentation → train linear → review, click a confusion cell
+// → batch-classify a folder → results visible. Screenshots of every screen go to test-results/e2e.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startHost, type Host } from '../../src/main/host/server.ts';
+import { BCCD, REPO, needsShared, tmpDir, useModelDirs } from '../helpers/env.ts';
+
+const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+const RENDERER = path.join(REPO, 'dist', 'renderer');
+const SHOTS = path.join(REPO, 'test-results', 'e2e');
+const skip =
+  needsShared ||
+  (!CHROMIUM && 'Chromium is not installed (apt-get install chromium)') ||
+  (!fs.existsSync(path.join(RENDERER, 'index.html')) && 'the renderer is not built (npm run build)');
+if (!CHROMIUM) console.warn('\n*** Chromium not found: the end-to-end test is SKIPPED ***\n');
+
+let host: Host | undefined;
+let browser: Browser | undefined;
+let page: Page;
+const consoleErrors: string[] = [];
+const cspViolations: string[] = [];
+
+before(async () => {
+  if (skip) return;
+  useModelDirs(tmpDir('fsl-e2e-models-'));
+  host = await startHost({ dataDir: tmpDir('fsl-e2e-data-'), rendererDir: RENDERER });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM as string,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--disable-quic',
+    ],
+  });
+  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  page = await context.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) =>
+      console.error(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI}`),
+    );
+  });
+  fs.mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await host?.close();
+});
+
+async function shot(name: string): Promise<void> {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}-window.png`) });
+}
+
+test(
+  'create → import → augment → train → review → batch, with no console errors or CSP violations',
+  { skip, timeout: 300_000 },
+  async () => {
+    const h = host as Host;
+    await page.goto(h.url);
+    await page.getByTestId('backbones').getByText('squeezenet1_1-imagenet').waitFor();
+    await shot('1-projects');
+
+    // Create a project.
+    const projectFile = path.join(tmpDir('fsl-e2e-proj-'), 'lab.fsl');
+    await page.getByTestId('project-file').fill(projectFile);
+    await page.getByTestId('create-project').click();
+
+    // Import BCCD with its groups.
+    await page.getByTestId('import-folder').fill(BCCD);
+    await page.getByTestId('import-groups').fill(path.join(BCCD, 'groups.csv'));
+    await page.getByTestId('start-import').click();
+    await page.locator('[data-testid="job-progress"][data-status="done"]').waitFor({ timeout: 120_000 });
+    await page.getByTestId('class-balance').getByText('WBC').waitFor();
+    await page.getByTestId('thumb').first().waitFor();
+    // Thumbnails really load (decode() rejects on a broken image). No waitForFunction: it evals in the page.
+    for (let i = 0; i < 6; i++)
+      await page
+        .getByTestId('thumb')
+        .nth(i)
+        .locator('img')
+        .evaluate((img: HTMLImageElement) => img.decode());
+    const balance = await page.getByTestId('class-balance').innerText();
+    assert.match(balance, /Platelets/);
+    assert.match(balance, /400 used/);
+    // Keyboard: focus the grid, select the first image, exclude it, include it again.
+    await page.getByTestId('image-grid').focus();
+    await page.keyboard.press(' ');
+    await page.getByText('1 selected').waitFor();
+    await shot('2-dataset');
+
+    // Augmentation preview: eight variants from the training code.
+    await page.getByTestId('nav-augment').click();
+    await page.getByTestId('aug-pick').first().waitFor();
+    await page.getByTestId('preview-augment').click();
+    await page.getByTestId('augment-variants').locator('img').nth(7).waitFor();
+    assert.equal(await page.getByTestId('augment-variants').locator('img').count(), 8);
+    await shot('3-augmentation');
+
+    // Train a linear head.
+    await page.getByTestId('nav-train').click();
+    await page.getByTestId('recommendation').waitFor();
+    await page.getByTestId('strategy-linear').check();
+    assert.equal(await page.getByTestId('strategy-last-stage').isDisabled(), true);
+    await page.getByTestId('start-training').click();
+    await page.getByTestId('train-done').waitFor({ timeout: 120_000 });
+    await page.getByTestId('past-runs').locator('tbody tr').first().waitFor();
+    await shot('4-train');
+
+    // Review: the confusion matrix, then one cell's images.
+    await page.getByTestId('open-review').click();
+    await page.getByTestId('confusion-matrix').waitFor({ timeout: 120_000 });
+    await page.getByTestId('per-class').getByText('WBC').waitFor();
+    await page.getByTestId('cm-2-2').click();
+    await page.getByTestId('cell-images').locator('img').first().waitFor();
+    const heading = await page.getByTestId('cell-images').locator('h2').innerText();
+    assert.match(heading, /True WBC, predicted WBC: \d+ images/);
+    await shot('5-review');
+
+    // Batch: classify a folder with a damaged file among real crops.
+    const incoming = tmpDir('fsl-e2e-incoming-');
+    for (const f of fs.readdirSync(path.join(BCCD, 'RBC')).slice(0, 20))
+      fs.copyFileSync(path.join(BCCD, 'RBC', f), path.join(incoming, f));
+    fs.writeFileSync(path.join(incoming, 'damaged.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10]));
+    await page.getByTestId('nav-batch').click();
+    await page.getByTestId('batch-folder').fill(incoming);
+    await page.getByTestId('batch-out').fill(path.join(incoming, '..', 'results.csv'));
+    await page.getByTestId('start-batch').click();
+    await page.getByTestId('batch-summary').waitFor({ timeout: 120_000 });
+    await page.getByTestId('batch-results').locator('tbody tr').nth(20).waitFor();
+    assert.equal(await page.getByTestId('batch-results').locator('tbody tr').count(), 21);
+    await page.getByTestId('filter-error').click();
+    await page.getByTestId('batch-results').locator('tbody tr').nth(1).waitFor({ state: 'detached' });
+    assert.match(
+      await page.getByTestId('batch-results').locator('tbody tr').innerText(),
+      /damaged\.jpg.*error/s,
+    );
+    await shot('6-batch');
+    assert.ok(fs.existsSync(path.join(incoming, '..', 'results.csv')));
+
+    assert.deepEqual(cspViolations, [], 'no CSP violations');
+    assert.deepEqual(consoleErrors, [], 'no console errors');
+  },
+);
+
+test('the host refuses requests without the token or from another origin', { skip }, async () => {
+  const h = host as Host;
+  const noToken = await fetch(`http://127.0.0.1:${h.port}/img/1?size=64`);
+  assert.equal(noToken.status, 403);
+  // fetch() may not set Host, so ask the way a DNS-rebinding page would arrive: another Host header.
+  const badHost = await new Promise<number>((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: h.port, path: '/', headers: { Host: 'evil.example' } }, (res) =>
+        resolve(res.statusCode ?? 0),
+      )
+      .on('error', reject);
+  });
+  assert.equal(badHost, 421);
+  const traversal = await fetch(`http://127.0.0.1:${h.port}/..%2f..%2fpackage.json`);
+  assert.equal(traversal.status, 404);
+  const page200 = await fetch(`http://127.0.0.1:${h.port}/`);
+  assert.equal(page200.status, 200);
+  assert.match(page200.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+});

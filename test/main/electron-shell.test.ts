@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { resolveInside, webPreferences } from '../../src/main/electron/window-options.ts';
+import { buildApi } from '../../src/preload/api.ts';
+import { CHANNELS } from '../../src/shared/contract.ts';
+
+test("the window's webPreferences are locked down", () => {
+  assert.deepEqual(webPreferences('/app/preload.cjs'), {
+    contextIsolation: true,
+    sandbox: true,
+    nodeIntegration: false,
+    nodeIntegrationInWorker: false,
+    webSecurity: true,
+    allowRunningInsecureContent: false,
+    spellcheck: false,
+    webviewTag: false,
+    navigateOnDragDrop: false,
+    preload: '/app/preload.cjs',
+  });
+});
+
+test('the preload exposes exactly one function per channel plus onJobEvent, and no ipcRenderer', async () => {
+  const calls: [string, unknown][] = [];
+  const api = buildApi(
+    async (channel, input) => {
+      calls.push([channel, input]);
+      return { ok: true, value: null };
+    },
+    () => () => undefined,
+  );
+  const allow = [...CHANNELS, 'onJobEvent'].sort();
+  assert.deepEqual(Object.keys(api).sort(), allow);
+  assert.ok(Object.isFrozen(api));
+  assert.ok(Object.values(api).every((v) => typeof v === 'function'));
+  assert.equal('ipcRenderer' in api, false);
+  await (api['dataset.summary'] as (i: unknown) => Promise<unknown>)({});
+  assert.deepEqual(calls, [['dataset.summary', {}]]);
+});
+
+test('app:// paths cannot leave the renderer folder', () => {
+  const root = '/opt/fewshot/renderer';
+  assert.equal(resolveInside(root, '/index.html'), '/opt/fewshot/renderer/index.html');
+  assert.equal(resolveInside(root, '/assets/app.js'), '/opt/fewshot/renderer/assets/app.js');
+  assert.equal(resolveInside(root, '/'), '/opt/fewshot/renderer/index.html');
+  for (const bad of [
+    '/../etc/passwd',
+    '/assets/../../secret',
+    '/%2e%2e/etc/passwd',
+    '/%2E%2E%2Fetc',
+    '/C:/Windows/win.ini',
+    '/..%5c..%5cwin.ini',
+    '/%00.html',
+    '/%zz',
+  ]) {
+    assert.equal(resolveInside(root, bad), null, bad);
+  }
+});
