@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import fc from 'fast-check';
+import { Backend } from '../../src/main/host/backend.ts';
+import { CHANNELS, type JobEvent } from '../../src/shared/contract.ts';
+import { ERROR_CODES } from '../../src/shared/errors.ts';
+import { tmpDir, useModelDirs } from '../helpers/env.ts';
+
+useModelDirs(tmpDir('fsl-backend-models-'));
+const events: JobEvent[] = [];
+const backend = new Backend({
+  dataDir: tmpDir('fsl-backend-data-'),
+  transport: 'websocket',
+  onEvent: (e) => events.push(e),
+});
+after(() => backend.close());
+
+test('every channel answers random payloads with a typed result, never a throw', async () => {
+  await backend.invoke('project.create', { file: path.join(tmpDir(), 'fuzz.fsl') });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(...CHANNELS),
+      fc.anything({ withNullPrototype: true, withBigInt: true, withMap: true, withSet: true }),
+      async (channel, input) => {
+        // Side-effecting channels get inputs that their schemas refuse, so nothing is written.
+        const r = await backend.invoke(channel, input);
+        assert.equal(typeof r.ok, 'boolean');
+        if (!r.ok) assert.ok((ERROR_CODES as readonly string[]).includes(r.error.code), r.error.code);
+      },
+    ),
+    { numRuns: 300, seed: 42 },
+  );
+});
+
+test('inputs are parsed strictly: unknown keys, wrong types and unknown channels are INVALID_INPUT', async () => {
+  const cases: [string, unknown][] = [
+    ['project.open', { file: 'x.fsl', extra: 1 }],
+    ['project.open', { file: 42 }],
+    ['project.open', null],
+    ['dataset.images', { offset: -1, limit: 10 }],
+    ['dataset.relabel', { imageIds: [], className: 'A' }],
+    ['dataset.relabel', { imageIds: [1.5], className: 'A' }],
+    ['augment.preview', { imageId: 1, spec: { rotate: 1000 }, n: 8, seed: 0 }],
+    ['batch.start', { modelId: 'm', folder: '/x', out: '/y.csv', minConfidence: 2 }],
+    ['__proto__', {}],
+    ['constructor', {}],
+    ['no.such.channel', {}],
+  ];
+  for (const [channel, input] of cases) {
+    const r = await backend.invoke(channel, input);
+    assert.equal(r.ok, false, channel);
+    if (!r.ok) assert.equal(r.error.code, 'INVALID_INPUT', `${channel}: ${r.error.message}`);
+  }
+});
+
+test('handler failures come back as error data with stable codes', async () => {
+  const missing = await backend.invoke('project.open', { file: path.join(tmpDir(), 'absent.fsl') });
+  assert.deepEqual(missing.ok ? null : missing.error.code, 'NOT_FOUND');
+  const image = await backend.invoke('augment.preview', { imageId: 999999, spec: {}, n: 2, seed: 0 });
+  assert.deepEqual(image.ok ? null : image.error.code, 'NOT_FOUND');
+  const model = await backend.invoke('review.start', { modelId: 'nope' });
+  assert.deepEqual(model.ok ? null : model.error.code, 'NOT_FOUND');
+  assert.deepEqual(events, [], 'no job was started by a refused call');
+});
