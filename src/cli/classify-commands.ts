@@ -36,7 +36,7 @@ export function fmt(e: Estimate): string {
   return `${(e.mean * 100).toFixed(1)} % [${(e.ci95[0] * 100).toFixed(1)}, ${(e.ci95[1] * 100).toFixed(1)}]`;
 }
 
-function protocolOption(ctx: CliContext): Protocol {
+export function protocolOption(ctx: CliContext): Protocol {
   const chosen = ['shots', 'folds', 'loo', 'holdout'].filter((k) => ctx.options[k] !== undefined);
   if (chosen.length > 1)
     throw new FewShotError('INVALID_INPUT', 'Choose one of --shots, --folds, --loo, --holdout.');
@@ -174,7 +174,7 @@ const classify: Command = async (args, ctx) => {
         ...(sortInto ? { sortInto } : {}),
         link: ctx.options.link === true,
         minConfidence: numberOption(ctx, 'min-confidence', 0.5),
-        batchSize: intOption(ctx, 'batch', 16),
+        batchSize: intOption(ctx, 'batch-size', 16),
         onProgress: (pr) => ctx.progress(`classifying: ${pr.processed} files, ${pr.errors} errors`),
       });
       ctx.log(

@@ -10,6 +10,7 @@ import { DEFAULT_LIMITS } from '../main/engine/image/decode.ts';
 import { importFolder } from '../main/engine/import/import-folder.ts';
 import { Project } from '../main/store/project.ts';
 import { CLASSIFY_COMMANDS } from './classify-commands.ts';
+import { EXPORT_COMMANDS } from './export-commands.ts';
 import { intOption, need, stringOption, withProject } from './options.ts';
 
 export interface CliContext {
@@ -98,7 +99,7 @@ const features: Command = async (args, ctx) => {
     });
     try {
       const r = await computeFeatures(p, backbone, {
-        batchSize: intOption(ctx, 'batch', 16),
+        batchSize: intOption(ctx, 'batch-size', 16),
         onProgress: (pr) => ctx.progress(`features: ${pr.done}/${pr.total}`),
       });
       ctx.log(
@@ -119,4 +120,5 @@ export const COMMANDS: Record<string, Command> = {
   'models add': modelsAdd,
   features,
   ...CLASSIFY_COMMANDS,
+  ...EXPORT_COMMANDS,
 };

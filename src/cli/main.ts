@@ -18,6 +18,9 @@ const USAGE = `usage: fewshot <command> [options]
   curve FILE --backbone ID --strategy S [--episodes E] [--seed N]
   trained FILE                        trained models in the project
   classify FILE --model ID FOLDER --out CSV [--sort-into DIR [--link]] [--min-confidence P]
+  export FILE --model ID --out DIR    model.onnx (backbone + head), preprocessing, labels, model card
+  import-model FILE DIR               a bundle made by export, back into a project
+  report FILE --model ID --out PDF    the evaluation report; --batch RUN_ID for a batch report
 
 Every command takes --json.`;
 
@@ -36,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
         'max-pixels': { type: 'string' },
         backbone: { type: 'string' },
         batch: { type: 'string' },
+        'batch-size': { type: 'string' },
         threads: { type: 'string' },
         id: { type: 'string' },
         preset: { type: 'string' },

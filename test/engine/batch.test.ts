@@ -135,7 +135,7 @@ test(
       folder,
       '--out',
       out,
-      '--batch',
+      '--batch-size',
       '8',
     ];
     const env = { ...process.env, FEWSHOT_MODELS: SHARED_MODELS };

@@ -2,6 +2,7 @@
 
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import sharp from 'sharp';
 
 const require = createRequire(import.meta.url);
 
@@ -18,7 +19,8 @@ export function softwareVersions(): Record<string, string> {
     app: (require('../../../package.json') as { version: string }).version,
     node: process.versions.node,
     'onnxruntime-node': pkgVersion('onnxruntime-node'),
-    sharp: pkgVersion('sharp'),
+    sharp: sharp.versions.sharp ?? pkgVersion('sharp'),
+    libvips: sharp.versions.vips,
     'better-sqlite3': pkgVersion('better-sqlite3'),
     platform: `${process.platform}-${process.arch}`,
     cpu: os.cpus()[0]?.model ?? 'unknown',

@@ -9,11 +9,9 @@ import {
   INPUTS,
   type Channel,
   type DatasetWarning,
-  type Input,
   type JobEvent,
   type Output,
   type ParsedInput,
-  type ReviewData,
 } from '../../shared/contract.ts';
 import type { RejectCode } from '../../shared/domain.ts';
 import { FewShotError, toErrorData, type Result } from '../../shared/errors.ts';
@@ -23,15 +21,14 @@ import { listBackbones, resolveBackbone, userModelsDir } from '../engine/backbon
 import { classifyFolder } from '../engine/batch/classify-folder.ts';
 import { loadDataset } from '../engine/classify/dataset.ts';
 import { deserializeHead } from '../engine/classify/serialize.ts';
-import { evaluate, learningCurve } from '../engine/evaluate/evaluate.ts';
-import { rocCurve } from '../engine/evaluate/metrics.ts';
 import { decoder } from '../engine/image/decode.ts';
 import { importFolder } from '../engine/import/import-folder.ts';
-import { estimateProtocol, trainModel } from '../engine/train.ts';
+import { computeReview } from '../engine/review.ts';
+import { trainModel } from '../engine/train.ts';
 import { softwareVersions } from '../engine/versions.ts';
 import { Project } from '../store/project.ts';
 import { JobManager } from './jobs.ts';
-import { datasetWarnings } from './warnings.ts';
+import { datasetWarnings } from '../engine/dataset-warnings.ts';
 
 type Handler<C extends Channel> = (input: ParsedInput<C>) => Promise<Output<C>>;
 
@@ -178,7 +175,15 @@ export class Backend {
         const model = p.models.find(modelId);
         if (!model) throw new FewShotError('NOT_FOUND', `No trained model ${modelId}.`);
         const b = await this.backbone(model.backboneId);
-        return { jobId: this.jobs.start('review', (ctx) => this.review(p, b, model.id, protocol, ctx)) };
+        return {
+          jobId: this.jobs.start('review', (ctx) =>
+            computeReview(p, b, model, {
+              ...(protocol ? { protocol } : {}),
+              signal: ctx.signal,
+              onProgress: (phase, d, t) => ctx.progress(phase, d, t),
+            }),
+          ),
+        };
       },
       'batch.start': async ({ modelId, folder, out, sortInto, minConfidence }) => {
         const p = this.requireProject();
@@ -329,47 +334,7 @@ export class Backend {
   private async warnings(backboneId: string): Promise<DatasetWarning[]> {
     const p = this.requireProject();
     const b = await this.backbone(backboneId);
-    return datasetWarnings(p, await loadDataset(p, b));
-  }
-
-  private async review(
-    p: Project,
-    b: Backbone,
-    modelId: string,
-    protocol: Input<'review.start'>['protocol'],
-    ctx: { signal: AbortSignal; progress(phase: string, d: number, t: number): void },
-  ): Promise<ReviewData> {
-    const model = p.models.get(modelId) as NonNullable<ReturnType<Project['models']['get']>>;
-    const data = await loadDataset(p, b, {
-      signal: ctx.signal,
-      onProgress: (e) => ctx.progress('features', e.done, e.total),
-    });
-    const strategy = model.strategy as 'prototype' | 'linear';
-    const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
-    const fit = {
-      ...(typeof model.params.weightDecay === 'number' && model.params.weightDecayChosenBy === 'user'
-        ? { weightDecay: model.params.weightDecay }
-        : {}),
-      ...(model.params.classBalanced === true ? { classBalanced: true } : {}),
-    };
-    const evaluation = evaluate(data, {
-      strategy,
-      protocol: protocol ?? estimateProtocol(counts),
-      seed: model.seed,
-      fit,
-      signal: ctx.signal,
-      onProgress: (d, t) => ctx.progress('cross-validation', d, t),
-    });
-    ctx.progress('learning curve', 0, 1);
-    const curve = learningCurve(data, { strategy, seed: model.seed, episodes: 30, fit, signal: ctx.signal });
-    const roc =
-      data.classes.length === 2
-        ? rocCurve(
-            evaluation.predictions.map((pr) => pr.probabilities[1] ?? 0),
-            evaluation.predictions.map((pr) => pr.truth === 1),
-          ).map(({ fpr, tpr }) => ({ fpr, tpr }))
-        : null;
-    return { model, evaluation, curve, roc };
+    return await datasetWarnings(p, await loadDataset(p, b));
   }
 }
 

@@ -77,6 +77,14 @@ export class BatchRepo {
     return r ? toRun(r) : null;
   }
 
+  /** A run by a unique prefix of its id (as the CLI prints short ids). */
+  find(prefix: string): BatchRun | null {
+    const rows = this.db
+      .prepare<[string], RawRun>("SELECT * FROM batch_runs WHERE id LIKE ? || '%' LIMIT 2")
+      .all(prefix);
+    return rows.length === 1 ? toRun(rows[0] as RawRun) : null;
+  }
+
   attachJob(runId: string, jobId: string): void {
     this.db.prepare('UPDATE batch_runs SET job_id = ? WHERE id = ?').run(jobId, runId);
   }

@@ -1,0 +1,97 @@
+// `fewshot export | import-model | report`: the model bundle and the PDF reports.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { FewShotError } from '../shared/errors.ts';
+import { Backbone } from '../main/engine/backbones/backbone.ts';
+import { resolveBackbone } from '../main/engine/backbones/registry.ts';
+import { exportModel, importModelBundle, loadHead } from '../main/engine/export/bundle.ts';
+import { loadDataset } from '../main/engine/classify/dataset.ts';
+import { datasetWarnings } from '../main/engine/dataset-warnings.ts';
+import { renderBatchReport } from '../main/engine/report/batch-report.ts';
+import { renderEvaluationReport } from '../main/engine/report/evaluation-report.ts';
+import { computeReview } from '../main/engine/review.ts';
+import { protocolOption } from './classify-commands.ts';
+import type { Command } from './commands.ts';
+import { need, stringOption, withProject } from './options.ts';
+
+const exportCmd: Command = async (args, ctx) => {
+  const [file] = need(args, 1, 'export FILE --model ID --out DIR') as [string];
+  const id = stringOption(ctx, 'model');
+  const out = stringOption(ctx, 'out');
+  if (!id || !out) throw new FewShotError('INVALID_INPUT', '--model and --out are required.');
+  return withProject(file, async (p) => {
+    const { model } = loadHead(p, id);
+    const entry = resolveBackbone(model.backboneId);
+    const b = await Backbone.load(entry);
+    try {
+      const r = await exportModel(p, model.id, entry, b, out);
+      ctx.log(`Exported ${r.files.join(', ')} to ${r.dir}`);
+      ctx.log(
+        `Parity: ${r.parity.sameClass}/${r.parity.images} same class, max probability difference ${r.parity.maxProbabilityDifference.toExponential(2)}`,
+      );
+      return r;
+    } finally {
+      await b.release();
+    }
+  });
+};
+
+const importModel: Command = async (args, ctx) => {
+  const [file, dir] = need(args, 2, 'import-model FILE DIR') as [string, string];
+  return withProject(file, async (p) => {
+    const modelId = importModelBundle(p, dir, resolveBackbone);
+    ctx.log(`Imported model ${modelId}`);
+    return { modelId };
+  });
+};
+
+export const EXPORT_COMMANDS: Record<string, Command> = { export: exportCmd, 'import-model': importModel };
+
+const report: Command = async (args, ctx) => {
+  const [file] = need(args, 1, 'report FILE (--model ID | --batch RUN_ID) --out PDF') as [string];
+  const out = stringOption(ctx, 'out');
+  const modelId = stringOption(ctx, 'model');
+  const runId = stringOption(ctx, 'batch');
+  if (!out || (!modelId && !runId) || (modelId && runId))
+    throw new FewShotError(
+      'INVALID_INPUT',
+      'usage: fewshot report FILE (--model ID | --batch RUN_ID) --out PDF',
+    );
+  return withProject(file, async (p) => {
+    let pdf: Buffer;
+    if (runId) pdf = await renderBatchReport(p, runId);
+    else {
+      const { model } = loadHead(p, modelId as string);
+      const b = await Backbone.load(resolveBackbone(model.backboneId));
+      try {
+        const protocol = ['shots', 'folds', 'loo', 'holdout'].some((k) => ctx.options[k] !== undefined)
+          ? protocolOption(ctx)
+          : undefined;
+        const review = await computeReview(p, b, model, {
+          ...(protocol ? { protocol } : {}),
+          groupAware: !ctx.options['no-groups'],
+          onProgress: (ph, d, t) => ctx.progress(`${ph}: ${d}/${t}`),
+        });
+        const warnings = await datasetWarnings(p, await loadDataset(p, b));
+        pdf = await renderEvaluationReport({ project: p, ...review, warnings });
+      } finally {
+        await b.release();
+      }
+    }
+    const tmp = `${out}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, pdf);
+    fs.renameSync(tmp, out);
+    p.db.transaction(() =>
+      p.audit.append('report', {
+        kind: runId ? 'batch' : 'evaluation',
+        id: runId ?? modelId,
+        bytes: pdf.length,
+      }),
+    )();
+    ctx.log(`Wrote ${out} (${(pdf.length / 1024).toFixed(0)} KiB)`);
+    return { out: path.resolve(out), bytes: pdf.length };
+  });
+};
+
+EXPORT_COMMANDS.report = report;

@@ -1,0 +1,71 @@
+// model-card.md: what the model is for, what it was trained on, how well it did, and what to beware of.
+
+import type { Head } from '../classify/heads.ts';
+import type { ModelRecord, TrainResult } from '../../../shared/results.ts';
+import type { Parity } from './bundle.ts';
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(1)} %`;
+}
+
+export function modelCard(a: {
+  model: ModelRecord;
+  head: Head;
+  fingerprint: string;
+  modelSha256: string;
+  parity: Parity;
+  software: Record<string, string>;
+  excluded: number;
+}): string {
+  const { model, head } = a;
+  const counts = new Map<string, number>();
+  for (const t of model.trainingSet) counts.set(t.class, (counts.get(t.class) ?? 0) + 1);
+  const est = model.metrics as TrainResult['estimate'];
+  const minCount = Math.min(...[...counts.values()]);
+  const limitations = [
+    `Trained on ${model.trainingSet.length} images; the smallest class has ${minCount}. With so few images per class the intervals below are wide and the model may not transfer to other scanners, stains or sites.`,
+    'The backbone was pretrained on ImageNet photographs, not on your domain.',
+    'Probabilities are calibrated with one temperature fitted on held-out predictions; treat a low top probability as "uncertain" and review those images.',
+  ];
+  const values = [...counts.values()];
+  if (values.length > 1 && Math.max(...values) > 2 * Math.min(...values))
+    limitations.push('The classes are imbalanced: read balanced accuracy rather than accuracy.');
+  return `# Model card — ${model.name}
+
+**Research use only — not for diagnosis.**
+
+## Intended use
+Sorting and triage of images of the kinds it was trained on (${head.classes.join(', ')}), with a person
+reviewing uncertain results. Not a medical device.
+
+## Model
+- Strategy: ${model.strategy} on frozen features of \`${model.backboneId}\` (sha256 \`${model.backboneSha256}\`)
+- Parameters: ${Object.entries(model.params)
+    .map(([k, v]) => `${k} = ${typeof v === 'number' ? Number(v.toPrecision(4)) : String(v)}`)
+    .join('; ')}
+- Seed: ${model.seed}
+- Exported graph: \`model.onnx\`, sha256 \`${a.modelSha256}\`; input and preprocessing in \`preprocessing.json\`;
+  outputs \`probabilities\` and \`logits\` over the classes in \`labels.json\`.
+- Software: ${Object.entries(a.software)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')}
+
+## Data
+| class | training images |
+|---|---|
+${[...counts.entries()].map(([c, n]) => `| ${c} | ${n} |`).join('\n')}
+
+- Dataset fingerprint (sha256 over the sorted image hashes and labels): \`${a.fingerprint}\`
+- Images excluded from training in the project: ${a.excluded}
+
+## Metrics
+${est ? `Estimated by ${est.protocol.kind === 'kfold' ? `${'folds' in est.protocol ? est.protocol.folds : ''}-fold cross-validation` : est.protocol.kind} with groups kept whole:\n- Accuracy ${pct(est.accuracy.mean)} (95 % CI ${pct(est.accuracy.ci95[0])}–${pct(est.accuracy.ci95[1])})\n- Balanced accuracy ${pct(est.balancedAccuracy.mean)} (95 % CI ${pct(est.balancedAccuracy.ci95[0])}–${pct(est.balancedAccuracy.ci95[1])})\n- Macro-F1 ${pct(est.macroF1.mean)} (95 % CI ${pct(est.macroF1.ci95[0])}–${pct(est.macroF1.ci95[1])})` : 'No evaluation was stored with this model.'}
+
+## Parity
+The exported graph was run through ONNX Runtime on ${a.parity.images} training images: ${a.parity.sameClass} gave the same
+class as the app, largest probability difference ${a.parity.maxProbabilityDifference.toExponential(2)} (${a.parity.passed ? 'passed' : 'FAILED'}).
+
+## Limitations
+${limitations.map((l) => `- ${l}`).join('\n')}
+`;
+}
