@@ -20,6 +20,8 @@ export const CHANNEL_NAMES = [
   'review.start',
   'batch.start',
   'batch.results',
+  'report.export',
+  'model.export',
   'jobs.cancel',
   'jobs.list',
 ] as const;

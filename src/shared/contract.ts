@@ -91,6 +91,11 @@ export const INPUTS = {
     offset: z.number().int().min(0),
     limit: z.number().int().min(1).max(2000),
   }),
+  'report.export': z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('evaluation'), modelId: z.string().min(1), out: path }),
+    z.strictObject({ kind: z.literal('batch'), runId: z.string().min(1), out: path }),
+  ]),
+  'model.export': z.strictObject({ modelId: z.string().min(1), out: path }),
   'jobs.cancel': z.strictObject({ jobId: z.string().min(1) }),
   'jobs.list': empty,
 } as const;
@@ -182,13 +187,15 @@ export interface Outputs {
   'review.start': JobInfo;
   'batch.start': JobInfo;
   'batch.results': { total: number; rows: PredictionRow[] };
+  'report.export': JobInfo;
+  'model.export': JobInfo;
   'jobs.cancel': { cancelled: boolean };
   'jobs.list': { jobs: { id: string; kind: string; status: string; createdAt: string }[] };
 }
 
 export type Output<C extends Channel> = Outputs[C];
 
-export type JobKind = 'import' | 'train' | 'review' | 'batch';
+export type JobKind = 'import' | 'train' | 'review' | 'batch' | 'report' | 'export';
 
 export interface JobProgress {
   phase: string;
@@ -198,7 +205,20 @@ export interface JobProgress {
   message?: string;
 }
 
-export type JobResult = ImportSummary | TrainResult | ReviewData | ClassifySummary;
+export interface ReportResult {
+  out: string;
+  bytes: number;
+}
+
+export interface ExportSummary {
+  dir: string;
+  files: string[];
+  modelSha256: string;
+  parity: { images: number; sameClass: number; maxProbabilityDifference: number; passed: boolean };
+}
+
+export type JobResult =
+  ImportSummary | TrainResult | ReviewData | ClassifySummary | ReportResult | ExportSummary;
 
 /** The job events stream: tagged by `type`, at most ~10 progress events per second per job. */
 export type JobEvent =

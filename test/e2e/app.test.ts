@@ -70,7 +70,7 @@ async function shot(name: string): Promise<void> {
 }
 
 test(
-  'create → import → augment → train → review → batch, with no console errors or CSP violations',
+  'create → import → augment → train → review → batch → report, with no console errors or CSP violations',
   { skip, timeout: 300_000 },
   async () => {
     const h = host as Host;
@@ -152,8 +152,29 @@ test(
       await page.getByTestId('batch-results').locator('tbody tr').innerText(),
       /damaged\.jpg.*error/s,
     );
-    await shot('6-batch');
     assert.ok(fs.existsSync(path.join(incoming, '..', 'results.csv')));
+    const batchPdf = path.join(incoming, '..', 'batch-report.pdf');
+    await page.getByTestId('batch-report-out').fill(batchPdf);
+    await page.getByTestId('export-batch-report').click();
+    await page
+      .getByTestId('batch-summary')
+      .locator('[data-testid="job-progress"][data-status="done"]')
+      .waitFor({ timeout: 60_000 });
+    assert.equal(fs.readFileSync(batchPdf).subarray(0, 5).toString(), '%PDF-');
+    await shot('6-batch');
+
+    // Report: the evaluation PDF and the model bundle.
+    await page.getByTestId('nav-report').click();
+    const reportPdf = path.join(incoming, '..', 'report.pdf');
+    await page.getByTestId('report-out').fill(reportPdf);
+    await page.getByTestId('export-report').click();
+    await page.getByTestId('report-done').waitFor({ timeout: 120_000 });
+    assert.equal(fs.readFileSync(reportPdf).subarray(0, 5).toString(), '%PDF-');
+    await page.getByTestId('bundle-out').fill(path.join(incoming, '..', 'bundle'));
+    await page.getByTestId('export-bundle').click();
+    await page.getByTestId('bundle-done').waitFor({ timeout: 120_000 });
+    assert.match(await page.getByTestId('bundle-done').innerText(), /Parity: (\d+)\/\1 same class/);
+    await shot('7-report');
 
     assert.deepEqual(cspViolations, [], 'no CSP violations');
     assert.deepEqual(consoleErrors, [], 'no console errors');

@@ -24,6 +24,9 @@ import { deserializeHead } from '../engine/classify/serialize.ts';
 import { decoder } from '../engine/image/decode.ts';
 import { importFolder } from '../engine/import/import-folder.ts';
 import { computeReview } from '../engine/review.ts';
+import { exportModel, loadHead } from '../engine/export/bundle.ts';
+import { renderBatchReport } from '../engine/report/batch-report.ts';
+import { renderEvaluationReport } from '../engine/report/evaluation-report.ts';
 import { trainModel } from '../engine/train.ts';
 import { softwareVersions } from '../engine/versions.ts';
 import { Project } from '../store/project.ts';
@@ -217,6 +220,47 @@ export class Backend {
         );
         return { total: rows.length, rows: rows.slice(offset, offset + limit) };
       },
+      'report.export': async (input) => {
+        const p = this.requireProject();
+        if (input.kind === 'batch') {
+          return {
+            jobId: this.jobs.start('report', async () =>
+              writeFileAtomic(input.out, await renderBatchReport(p, input.runId)),
+            ),
+          };
+        }
+        const { model } = loadHead(p, input.modelId);
+        const b = await this.backbone(model.backboneId);
+        return {
+          jobId: this.jobs.start('report', async (ctx) => {
+            const review = await computeReview(p, b, model, {
+              signal: ctx.signal,
+              onProgress: (phase, d, t) => ctx.progress(phase, d, t),
+            });
+            ctx.progress('checks', 0, 1);
+            const warnings = await datasetWarnings(p, await loadDataset(p, b));
+            ctx.progress('writing', 0, 1);
+            const r = writeFileAtomic(
+              input.out,
+              await renderEvaluationReport({ project: p, ...review, warnings }),
+            );
+            p.db.transaction(() =>
+              p.audit.append('report', { kind: 'evaluation', modelId: model.id, bytes: r.bytes }),
+            )();
+            return r;
+          }),
+        };
+      },
+      'model.export': async ({ modelId, out }) => {
+        const p = this.requireProject();
+        const { model } = loadHead(p, modelId);
+        const b = await this.backbone(model.backboneId);
+        return {
+          jobId: this.jobs.start('export', () =>
+            exportModel(p, model.id, resolveBackbone(model.backboneId), b, out),
+          ),
+        };
+      },
       'jobs.cancel': async ({ jobId }) => ({ cancelled: this.jobs.cancel(jobId) }),
       'jobs.list': async () => ({
         jobs: this.project
@@ -385,6 +429,15 @@ function recommend(p: Project): Output<'train.recommend'> {
       },
     ],
   };
+}
+
+function writeFileAtomic(file: string, data: Buffer): { out: string; bytes: number } {
+  const out = path.resolve(file);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = `${out}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, out);
+  return { out, bytes: data.length };
 }
 
 export function defaultDataDir(): string {

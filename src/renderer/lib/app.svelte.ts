@@ -14,7 +14,7 @@ import type {
 import type { ErrorData } from '../../shared/errors.ts';
 import { call, onJobEvent } from './api.ts';
 
-export type Screen = 'projects' | 'dataset' | 'augment' | 'train' | 'review' | 'batch';
+export type Screen = 'projects' | 'dataset' | 'augment' | 'train' | 'review' | 'batch' | 'report';
 
 export interface JobView {
   kind: JobKind;

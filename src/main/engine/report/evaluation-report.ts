@@ -49,13 +49,13 @@ export function describeProtocol(e: EvaluationResult): string {
 function intervalNote(e: Estimate): string {
   const base =
     e.method === 't'
-      ? "Student's t across folds or episodes"
+      ? "Student's t across splits"
       : e.method === 'wilson'
         ? 'Wilson score interval'
         : e.method === 'bootstrap'
           ? 'percentile bootstrap (1,000 resamples)'
           : 'none';
-  return e.floored ? `${base}, widened to the pooled Wilson interval` : base;
+  return e.floored ? `${base}; ≥ pooled Wilson` : base;
 }
 
 export function limitations(

@@ -78,7 +78,7 @@ export function table(doc: Doc, header: string[], rows: string[][], widths: numb
     let x = x0;
     doc.font(bold ? 'bold' : 'body').fontSize(9);
     cells.forEach((c, i) => {
-      doc.text(c, x + 2, y + 3, { width: (widths[i] as number) - 4, lineBreak: false, ellipsis: true });
+      doc.text(c, x + 2, y + 3, { width: (widths[i] as number) - 4, height: rowHeight - 4, ellipsis: true });
       x += widths[i] as number;
     });
     doc
