@@ -136,12 +136,13 @@ test(
 
     // Batch: classify a folder with a damaged file among real crops.
     const incoming = tmpDir('fsl-e2e-incoming-');
+    const outDir = tmpDir('fsl-e2e-out-');
     for (const f of fs.readdirSync(path.join(BCCD, 'RBC')).slice(0, 20))
       fs.copyFileSync(path.join(BCCD, 'RBC', f), path.join(incoming, f));
     fs.writeFileSync(path.join(incoming, 'damaged.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10]));
     await page.getByTestId('nav-batch').click();
     await page.getByTestId('batch-folder').fill(incoming);
-    await page.getByTestId('batch-out').fill(path.join(incoming, '..', 'results.csv'));
+    await page.getByTestId('batch-out').fill(path.join(outDir, 'results.csv'));
     await page.getByTestId('start-batch').click();
     await page.getByTestId('batch-summary').waitFor({ timeout: 120_000 });
     await page.getByTestId('batch-results').locator('tbody tr').nth(20).waitFor();
@@ -152,8 +153,8 @@ test(
       await page.getByTestId('batch-results').locator('tbody tr').innerText(),
       /damaged\.jpg.*error/s,
     );
-    assert.ok(fs.existsSync(path.join(incoming, '..', 'results.csv')));
-    const batchPdf = path.join(incoming, '..', 'batch-report.pdf');
+    assert.ok(fs.existsSync(path.join(outDir, 'results.csv')));
+    const batchPdf = path.join(outDir, 'batch-report.pdf');
     await page.getByTestId('batch-report-out').fill(batchPdf);
     await page.getByTestId('export-batch-report').click();
     await page
@@ -165,12 +166,12 @@ test(
 
     // Report: the evaluation PDF and the model bundle.
     await page.getByTestId('nav-report').click();
-    const reportPdf = path.join(incoming, '..', 'report.pdf');
+    const reportPdf = path.join(outDir, 'report.pdf');
     await page.getByTestId('report-out').fill(reportPdf);
     await page.getByTestId('export-report').click();
     await page.getByTestId('report-done').waitFor({ timeout: 120_000 });
     assert.equal(fs.readFileSync(reportPdf).subarray(0, 5).toString(), '%PDF-');
-    await page.getByTestId('bundle-out').fill(path.join(incoming, '..', 'bundle'));
+    await page.getByTestId('bundle-out').fill(path.join(outDir, 'bundle'));
     await page.getByTestId('export-bundle').click();
     await page.getByTestId('bundle-done').waitFor({ timeout: 120_000 });
     assert.match(await page.getByTestId('bundle-done').innerText(), /Parity: (\d+)\/\1 same class/);
