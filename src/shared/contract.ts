@@ -203,6 +203,8 @@ export interface JobProgress {
   total: number;
   etaSeconds: number | null;
   message?: string;
+  /** Training figures for the live chart (loss of the current fit). */
+  metrics?: { loss?: number };
 }
 
 export interface ReportResult {

@@ -121,6 +121,7 @@ test(
     assert.equal(await page.getByTestId('strategy-last-stage').isDisabled(), true);
     await page.getByTestId('start-training').click();
     await page.getByTestId('train-done').waitFor({ timeout: 120_000 });
+    await page.getByTestId('loss-chart').waitFor(); // the live loss of the fit
     await page.getByTestId('past-runs').locator('tbody tr').first().waitFor();
     await shot('4-train');
 

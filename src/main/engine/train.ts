@@ -5,7 +5,7 @@ import { FewShotError } from '../../shared/errors.ts';
 import type { Project } from '../store/project.ts';
 import type { Backbone } from './backbones/backbone.ts';
 import { loadDataset } from './classify/dataset.ts';
-import { fitHead, type Strategy } from './classify/heads.ts';
+import { fitHead, LINEAR_MAX_ITERATIONS, type Strategy } from './classify/heads.ts';
 import { serializeHead } from './classify/serialize.ts';
 import { evaluate, type Protocol } from './evaluate/evaluate.ts';
 import { softwareVersions } from './versions.ts';
@@ -22,7 +22,12 @@ export interface TrainOptions {
   /** Cross-validate the same settings to store an accuracy estimate with the model (default true). */
   estimate?: boolean;
   signal?: AbortSignal;
-  onProgress?: (p: { phase: 'features' | 'fit' | 'estimate'; done: number; total: number }) => void;
+  onProgress?: (p: {
+    phase: 'features' | 'fit' | 'estimate';
+    done: number;
+    total: number;
+    loss?: number;
+  }) => void;
 }
 
 /** 5-fold when every class has at least five images, leave-one-(group-)out below that. */
@@ -50,7 +55,15 @@ export async function trainModel(
       ...(options.classBalanced !== undefined ? { classBalanced: options.classBalanced } : {}),
       ...(options.weightDecay !== undefined ? { weightDecay: options.weightDecay } : {}),
     };
-    const head = fitHead(options.strategy, { x: data.x, y: data.y, classes: data.classes }, fitOptions);
+    const head = fitHead(
+      options.strategy,
+      { x: data.x, y: data.y, classes: data.classes },
+      {
+        ...fitOptions,
+        onIteration: (done, loss) =>
+          options.onProgress?.({ phase: 'fit', done, total: LINEAR_MAX_ITERATIONS, loss }),
+      },
+    );
     let estimate: TrainResult['estimate'] = null;
     if (options.estimate ?? true) {
       const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);

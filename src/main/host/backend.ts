@@ -167,7 +167,14 @@ export class Backend {
               ...(classBalanced !== undefined ? { classBalanced } : {}),
               ...(weightDecay !== undefined ? { weightDecay } : {}),
               signal: ctx.signal,
-              onProgress: (e) => ctx.progress(e.phase, e.done, e.total),
+              onProgress: (e) =>
+                ctx.progress(
+                  e.phase,
+                  e.done,
+                  e.total,
+                  undefined,
+                  e.loss === undefined ? undefined : { loss: e.loss },
+                ),
             }),
           ),
         };

@@ -8,7 +8,13 @@ import { FewShotError, toErrorData } from '../../shared/errors.ts';
 
 export interface JobContext {
   signal: AbortSignal;
-  progress(phase: string, done: number, total: number, message?: string): void;
+  progress(
+    phase: string,
+    done: number,
+    total: number,
+    message?: string,
+    metrics?: JobProgress['metrics'],
+  ): void;
 }
 
 interface Running {
@@ -30,7 +36,7 @@ export class JobManager {
     let phaseName = '';
     const ctx: JobContext = {
       signal: controller.signal,
-      progress: (phase, done, total, message) => {
+      progress: (phase, done, total, message, metrics) => {
         const now = performance.now();
         if (phase !== phaseName) {
           phaseName = phase;
@@ -40,7 +46,14 @@ export class JobManager {
         const elapsed = (now - phaseStart) / 1000;
         const etaSeconds =
           done > 0 && total > done && elapsed > 0.5 ? ((total - done) * elapsed) / done : null;
-        const progress: JobProgress = { phase, done, total, etaSeconds, ...(message ? { message } : {}) };
+        const progress: JobProgress = {
+          phase,
+          done,
+          total,
+          etaSeconds,
+          ...(message ? { message } : {}),
+          ...(metrics ? { metrics } : {}),
+        };
         this.emit({ type: 'progress', jobId, kind, progress });
       },
     };

@@ -22,6 +22,8 @@ export interface JobView {
   progress: JobProgress | null;
   result: JobResult | null;
   error: ErrorData | null;
+  /** Loss values seen so far, for the live chart. */
+  losses: number[];
 }
 
 export class AppState {
@@ -51,7 +53,7 @@ export class AppState {
   }
 
   track(jobId: string, kind: JobKind): void {
-    this.jobs[jobId] ??= { kind, status: 'running', progress: null, result: null, error: null };
+    this.jobs[jobId] ??= { kind, status: 'running', progress: null, result: null, error: null, losses: [] };
   }
 
   private onEvent(e: JobEvent): void {
@@ -61,9 +63,12 @@ export class AppState {
       progress: null,
       result: null,
       error: null,
+      losses: [],
     });
-    if (e.type === 'progress') job.progress = e.progress;
-    else if (e.type === 'done') {
+    if (e.type === 'progress') {
+      job.progress = e.progress;
+      if (e.progress.metrics?.loss !== undefined) job.losses.push(e.progress.metrics.loss);
+    } else if (e.type === 'done') {
       job.status = 'done';
       job.result = e.result;
       if (e.kind === 'import') this.datasetVersion++;

@@ -12,6 +12,9 @@ import { fitTemperature } from './calibration.ts';
 import { minimize } from './lbfgs.ts';
 import { centreNormalize, mean, softmax, type Vec } from './linalg.ts';
 
+/** Iterations of the optimiser for a linear head (it stops earlier when converged). */
+export const LINEAR_MAX_ITERATIONS = 150;
+
 export type { Strategy } from '../../../shared/results.ts';
 import type { Strategy } from '../../../shared/results.ts';
 
@@ -52,6 +55,8 @@ export interface FitOptions {
   classBalanced?: boolean;
   /** linear: the grid searched by inner cross-validation. */
   weightDecayGrid?: number[];
+  /** linear: progress of the final fit, iteration by iteration. */
+  onIteration?: (iteration: number, loss: number) => void;
 }
 
 /** Default temperature for prototype logits when nothing held out can calibrate it. */
@@ -193,6 +198,7 @@ function trainLinear(
   C: number,
   lambda: number,
   balanced: boolean,
+  onIteration?: (iteration: number, loss: number) => void,
 ): LinearFit {
   const D = (xs[0] as Float64Array).length;
   const N = xs.length;
@@ -237,8 +243,9 @@ function trainLinear(
     return loss;
   };
   const { x } = minimize(objective, new Float64Array(nParams), {
-    maxIterations: 150,
+    maxIterations: LINEAR_MAX_ITERATIONS,
     gradientTolerance: 1e-5,
+    ...(onIteration ? { onIteration } : {}),
   });
   return { weights: x.slice(0, C * D), bias: x.slice(C * D) };
 }
@@ -326,7 +333,7 @@ export function fitLinear(set: LabelledSet, options: FitOptions = {}): LinearHea
       oof = { logits: best.logits, y: best.y };
     }
   }
-  const fit = trainLinear(xs, set.y, C, lambda, balanced);
+  const fit = trainLinear(xs, set.y, C, lambda, balanced, options.onIteration);
   const head: LinearHead = {
     kind: 'linear',
     classes: [...set.classes],

@@ -7,6 +7,8 @@ export interface LbfgsOptions {
   maxIterations?: number;
   memory?: number;
   gradientTolerance?: number;
+  /** Called after every iteration with the objective's value (for a live loss chart). */
+  onIteration?: (iteration: number, value: number) => void;
 }
 
 export function minimize(
@@ -97,6 +99,7 @@ export function minimize(
     x = xNew;
     g = gNew;
     fx = fNew;
+    options.onIteration?.(it + 1, fx);
     if (sy > 1e-12) {
       S.push(s);
       Y.push(y);
