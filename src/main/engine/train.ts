@@ -137,11 +137,7 @@ export async function trainModel(
       seconds: (performance.now() - started) / 1000,
     };
   } catch (e) {
-    const cancelled = e instanceof FewShotError && e.code === 'CANCELLED';
-    project.jobs.finish(jobId, cancelled ? 'cancelled' : 'failed', null, {
-      code: cancelled ? 'CANCELLED' : 'INTERNAL',
-      message: (e as Error).message,
-    });
+    project.jobs.fail(jobId, e);
     throw e;
   }
 }

@@ -1,6 +1,7 @@
 // Long jobs as rows: a reloaded window or a restarted app re-reads their state from here.
 
 import crypto from 'node:crypto';
+import { toErrorData } from '../../shared/errors.ts';
 import type { Db } from './connection.ts';
 import { nowIso } from './clock.ts';
 
@@ -69,6 +70,12 @@ export class JobsRepo {
         nowIso(),
         id,
       );
+  }
+
+  /** Ends a job that threw: 'cancelled' for a cancellation, 'failed' with the error's code otherwise. */
+  fail(id: string, error: unknown, partialResult: unknown = null): void {
+    const data = toErrorData(error);
+    this.finish(id, data.code === 'CANCELLED' ? 'cancelled' : 'failed', partialResult, data);
   }
 
   get(id: string): JobRow | null {

@@ -244,11 +244,7 @@ export async function classifyFolder(
     })();
     return summary;
   } catch (e) {
-    const cancelled = e instanceof FewShotError && e.code === 'CANCELLED';
-    project.jobs.finish(jobId, cancelled ? 'cancelled' : 'failed', null, {
-      code: cancelled ? 'CANCELLED' : 'INTERNAL',
-      message: (e as Error).message,
-    });
+    project.jobs.fail(jobId, e);
     throw e;
   }
 }

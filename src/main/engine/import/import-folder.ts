@@ -208,16 +208,7 @@ export async function importFolder(
     options.onProgress?.({ phase: 'done', summary });
     return summary;
   } catch (e) {
-    const cancelled = e instanceof FewShotError && e.code === 'CANCELLED';
-    project.jobs.finish(
-      jobId,
-      cancelled ? 'cancelled' : 'failed',
-      { ...summary, rejected: summary.rejected.length },
-      {
-        code: cancelled ? 'CANCELLED' : 'INTERNAL',
-        message: (e as Error).message,
-      },
-    );
+    project.jobs.fail(jobId, e, { ...summary, rejected: summary.rejected.length });
     throw e;
   }
 }
