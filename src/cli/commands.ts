@@ -59,6 +59,17 @@ const importCmd: Command = async (args, ctx) => {
   });
 };
 
+const backup: Command = async (args, ctx) => {
+  const [file] = need(args, 1, 'backup FILE --out PATH') as [string];
+  const out = stringOption(ctx, 'out');
+  if (!out) throw new FewShotError('INVALID_INPUT', '--out is required.');
+  return withProject(file, async (p) => {
+    await p.backup(out);
+    ctx.log(`Backed up ${file} to ${out}`);
+    return { file: path.resolve(out) };
+  });
+};
+
 const modelsList: Command = async (args, ctx) => {
   need(args, 0, 'models list');
   const problems: { dir: string; message: string }[] = [];
@@ -115,6 +126,7 @@ const features: Command = async (args, ctx) => {
 
 export const COMMANDS: Record<string, Command> = {
   'project create': projectCreate,
+  backup,
   import: importCmd,
   'models list': modelsList,
   'models add': modelsAdd,

@@ -8,6 +8,7 @@ import { COMMANDS, type CliContext } from './commands.ts';
 const USAGE = `usage: fewshot <command> [options]
 
   project create FILE                 create a project file (e.g. lab.fsl)
+  backup FILE --out PATH              an online copy of a project (safe while it is in use)
   import FILE FOLDER [--groups CSV]   import a folder with one subfolder per class
   models list                         backbones: installed and missing
   models add PATH [--id ID] [--preset imagenet|caffe-bgr|tf-inception]

@@ -140,3 +140,33 @@ test('jobs left running by a dead process are marked interrupted on reopen', () 
   assert.match(job?.error?.message ?? '', /Interrupted/);
   q.close();
 });
+
+test('a project is copied beside itself before its schema is upgraded, and can be backed up online', async () => {
+  const dir = tmpDir();
+  const file = path.join(dir, 'up.fsl');
+  const p = Project.create(file);
+  p.images.ensureClass('A');
+  p.close();
+  const next = {
+    version: latestSchemaVersion() + 1,
+    name: 'add-notes',
+    up: (db: Database.Database) =>
+      db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL) STRICT'),
+  };
+  openDatabase(file, { migrations: [...MIGRATIONS, next] }).close();
+  const backups = fs.readdirSync(dir).filter((f) => f.startsWith('up.fsl.v1-') && f.endsWith('.backup'));
+  assert.equal(backups.length, 1, 'one copy before the upgrade');
+  const old = new Database(path.join(dir, backups[0] as string), { readonly: true });
+  assert.equal(old.pragma('user_version', { simple: true }), 1, 'the copy is the old version');
+  assert.equal((old.prepare('SELECT count(*) AS n FROM classes').get() as { n: number }).n, 1);
+  old.close();
+
+  const q = Project.open(path.join(dir, backups[0] as string));
+  const online = path.join(dir, 'online.fsl');
+  await q.backup(online);
+  q.close();
+  const copy = new Database(online, { readonly: true });
+  assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok');
+  assert.equal((copy.prepare('SELECT name FROM classes').get() as { name: string }).name, 'A');
+  copy.close();
+});

@@ -85,10 +85,24 @@ function checkVersion(db: Db, migrations: readonly Migration[]): number {
   return version;
 }
 
+/**
+ * A consistent copy of the project (VACUUM INTO) beside it before its schema changes, so that an upgrade
+ * can always be undone by hand. Returns the copy's path.
+ */
+export function backupBeforeMigration(db: Db, version: number): string | null {
+  const file = db.name;
+  if (!file || file === ':memory:') return null;
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+  const dest = `${file}.v${version}-${stamp}.backup`;
+  db.prepare('VACUUM INTO ?').run(dest);
+  return dest;
+}
+
 /** Applies every pending migration, each in its own transaction that also bumps user_version. */
 export function migrate(db: Db, migrations: readonly Migration[] = MIGRATIONS): number {
   const current = checkVersion(db, migrations);
   const pending = [...migrations].filter((m) => m.version > current).sort((a, b) => a.version - b.version);
+  if (pending.length && current > 0) backupBeforeMigration(db, current);
   for (const m of pending) {
     db.transaction(() => {
       m.up(db);

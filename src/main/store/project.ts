@@ -56,6 +56,11 @@ export class Project {
     );
   }
 
+  /** An online copy of the project file (SQLite's backup API): safe while the project is in use. */
+  async backup(dest: string): Promise<void> {
+    await this.db.backup(dest);
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }
