@@ -38,7 +38,7 @@ export interface EvaluateOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-interface Unit {
+export interface Unit {
   metrics: Metrics;
   predictions: Prediction[];
 }
@@ -84,21 +84,6 @@ function runSplit(
       predictions.map((p) => p.probabilities),
     ),
   };
-}
-
-function foldsToUnits(data: Dataset, fold: number[], options: EvaluateOptions, seed: number): Unit[] {
-  const nFolds = Math.max(...fold) + 1;
-  const out: Unit[] = [];
-  for (let f = 0; f < nFolds; f++) {
-    if (options.signal?.aborted) throw new FewShotError('CANCELLED', 'Evaluation cancelled.');
-    const test = fold.map((g, i) => (g === f ? i : -1)).filter((i) => i >= 0);
-    const train = fold.map((g, i) => (g !== f ? i : -1)).filter((i) => i >= 0);
-    if (!test.length) continue;
-    if (new Set(train.map((i) => data.y[i])).size < 2) continue; // a fold whose training side has one class cannot train
-    out.push(runSplit(data, train, test, options, seed + f));
-    options.onProgress?.(f + 1, nFolds);
-  }
-  return out;
 }
 
 function pooledEstimates(
@@ -238,26 +223,40 @@ function acrossUnits(
   };
 }
 
-export function evaluate(data: Dataset, options: EvaluateOptions): EvaluationResult {
-  const seed = options.seed ?? 0;
-  const C = data.classes.length;
-  if (C < 2) throw new FewShotError('INVALID_INPUT', 'Evaluation needs at least two classes with images.');
-  const groupAware = options.groupAware ?? data.groups !== null;
-  const groups = groupAware ? data.groups : null;
-  const p = options.protocol;
-  let units: Unit[];
-  let pooled = false;
-  let ways = C;
+export interface Split {
+  train: number[];
+  test: number[];
+  /** Episode classes (original indices); all classes when absent. */
+  classes?: number[];
+  seed: number;
+}
+
+/** The splits a protocol asks for, groups kept whole; `pooled` when figures come from pooled predictions. */
+export function planSplits(
+  y: number[],
+  groups: (string | null)[] | null,
+  C: number,
+  p: Protocol,
+  seed: number,
+): { splits: Split[]; pooled: boolean } {
+  const fromFolds = (fold: number[]): Split[] => {
+    const n = Math.max(...fold) + 1;
+    const out: Split[] = [];
+    for (let f = 0; f < n; f++) {
+      const test = fold.map((g, i) => (g === f ? i : -1)).filter((i) => i >= 0);
+      const train = fold.map((g, i) => (g !== f ? i : -1)).filter((i) => i >= 0);
+      // A fold whose training side has a single class cannot train.
+      if (test.length && new Set(train.map((i) => y[i])).size >= 2) out.push({ train, test, seed: seed + f });
+    }
+    return out;
+  };
   switch (p.kind) {
     case 'episodes': {
       const rng = new Rng(seed);
-      units = [];
-      let tries = 0;
-      while (units.length < p.episodes && tries < p.episodes * 5) {
-        if (options.signal?.aborted) throw new FewShotError('CANCELLED', 'Evaluation cancelled.');
-        tries++;
+      const splits: Split[] = [];
+      for (let tries = 0; splits.length < p.episodes && tries < p.episodes * 5; tries++) {
         const ep = sampleEpisode(
-          data.y,
+          y,
           groups,
           C,
           {
@@ -267,54 +266,76 @@ export function evaluate(data: Dataset, options: EvaluateOptions): EvaluationRes
           },
           rng,
         );
-        if (!ep) continue;
-        ways = ep.classes.length;
-        units.push(runSplit(data, ep.support, ep.query, options, seed + units.length, ep.classes));
-        options.onProgress?.(units.length, p.episodes);
+        if (ep)
+          splits.push({ train: ep.support, test: ep.query, classes: ep.classes, seed: seed + splits.length });
       }
-      if (!units.length)
+      if (!splits.length)
         throw new FewShotError(
           'INVALID_INPUT',
           `Not enough images for ${p.shots}-shot episodes: every class needs at least ${p.shots + 1}.`,
         );
-      break;
+      return { splits, pooled: false };
     }
-    case 'kfold': {
+    case 'kfold':
       if (p.folds < 2) throw new FewShotError('INVALID_INPUT', 'k-fold needs at least 2 folds.');
-      units = foldsToUnits(data, stratifiedGroupKFold(data.y, groups, p.folds, seed, C), options, seed);
-      break;
-    }
+      return { splits: fromFolds(stratifiedGroupKFold(y, groups, p.folds, seed, C)), pooled: false };
     case 'loo':
-      units = foldsToUnits(data, leaveOneOut(data.y, groups), options, seed);
-      pooled = true;
-      break;
+      return { splits: fromFolds(leaveOneOut(y, groups)), pooled: true };
     case 'holdout': {
-      const split = holdout(data.y, groups, p.testFraction, seed, C);
-      units = [runSplit(data, split.train, split.test, options, seed)];
-      pooled = true;
-      break;
+      const h = holdout(y, groups, p.testFraction, seed, C);
+      return { splits: [{ ...h, seed }], pooled: true };
     }
   }
+}
+
+/** Metrics of one split's predictions. */
+export function splitUnit(predictions: Prediction[], classes: string[]): Unit {
+  return {
+    predictions,
+    metrics: computeMetrics(
+      predictions.map((p) => p.truth),
+      predictions.map((p) => p.predicted),
+      classes,
+      predictions.map((p) => p.probabilities),
+    ),
+  };
+}
+
+/** Headline figures, intervals and the pooled confusion matrix from the units of an evaluation. */
+export function summarize(
+  data: Pick<Dataset, 'classes'>,
+  run: {
+    strategy: EvaluationResult['strategy'];
+    protocol: Protocol;
+    seed: number;
+    groupAware: boolean;
+    pooled: boolean;
+    splits: Split[];
+  },
+  units: Unit[],
+): EvaluationResult {
+  const C = data.classes.length;
+  const p = run.protocol;
   if (!units.length)
     throw new FewShotError('INVALID_INPUT', 'No split could be trained: too few images per class.');
   const all = units.flatMap((u) => u.predictions);
-  const raw = pooled || units.length < 2 ? pooledEstimates(data, all, seed) : acrossUnits(data, units);
-  const confusionAll = Array.from({ length: C }, () => new Array<number>(C).fill(0));
-  for (const pr of all)
-    (confusionAll[pr.truth] as number[])[pr.predicted] =
-      ((confusionAll[pr.truth] as number[])[pr.predicted] as number) + 1;
-  const estimates = floorWithPooledWilson(raw, confusionAll);
+  const raw =
+    run.pooled || units.length < 2
+      ? pooledEstimates(data as Dataset, all, run.seed)
+      : acrossUnits(data as Dataset, units);
   const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
   for (const pr of all)
     (confusion[pr.truth] as number[])[pr.predicted] =
       ((confusion[pr.truth] as number[])[pr.predicted] as number) + 1;
+  const estimates = floorWithPooledWilson(raw, confusion);
+  const lastClasses = run.splits[run.splits.length - 1]?.classes;
   return {
-    strategy: options.strategy,
+    strategy: run.strategy,
     protocol: p,
-    seed,
-    groupAware: groups !== null,
+    seed: run.seed,
+    groupAware: run.groupAware,
     classes: data.classes,
-    ways,
+    ways: lastClasses ? lastClasses.length : C,
     shots: p.kind === 'episodes' ? p.shots : null,
     episodes: p.kind === 'episodes' ? units.length : null,
     folds: p.kind === 'kfold' || p.kind === 'loo' ? units.length : null,
@@ -323,6 +344,33 @@ export function evaluate(data: Dataset, options: EvaluateOptions): EvaluationRes
     predictions: p.kind === 'episodes' ? all.slice(-2000) : all,
     testPredictions: all.length,
   };
+}
+
+export function evaluate(data: Dataset, options: EvaluateOptions): EvaluationResult {
+  const seed = options.seed ?? 0;
+  const C = data.classes.length;
+  if (C < 2) throw new FewShotError('INVALID_INPUT', 'Evaluation needs at least two classes with images.');
+  const groupAware = options.groupAware ?? data.groups !== null;
+  const groups = groupAware ? data.groups : null;
+  const { splits, pooled } = planSplits(data.y, groups, C, options.protocol, seed);
+  const units: Unit[] = [];
+  for (const [k, sp] of splits.entries()) {
+    if (options.signal?.aborted) throw new FewShotError('CANCELLED', 'Evaluation cancelled.');
+    units.push(runSplit(data, sp.train, sp.test, options, sp.seed, sp.classes));
+    options.onProgress?.(k + 1, splits.length);
+  }
+  return summarize(
+    data,
+    {
+      strategy: options.strategy,
+      protocol: options.protocol,
+      seed,
+      groupAware: groups !== null,
+      pooled,
+      splits,
+    },
+    units,
+  );
 }
 
 /** The same metric at 1, 2, 5, 10, 20 shots: does labelling more help? Infeasible shot counts are left out. */

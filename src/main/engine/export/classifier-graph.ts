@@ -120,3 +120,73 @@ export function classifierGraph(
     },
   };
 }
+
+/** A fine-tuned network: the (retrained) backbone's pooled features → Gemm → Mul(1/T) → Softmax. */
+export function denseHeadGraph(
+  features: OnnxModel,
+  weight: Float32Array,
+  bias: Float32Array,
+  temperature: number,
+  classes: string[],
+  metadata: Record<string, string> = {},
+): OnnxModel {
+  const out = features.graph.outputs[0];
+  if (!out) throw new Error('the feature graph has no output');
+  const C = classes.length;
+  const D = weight.length / C;
+  const batch = features.graph.inputs[0]?.shape?.[0] ?? 'N';
+  return {
+    ...features,
+    opsets: features.opsets.map((o) => (o.domain === '' ? { ...o, version: Math.max(o.version, 13) } : o)),
+    producerName: 'FewShot Lab',
+    metadata: { ...features.metadata, ...metadata, 'fewshot.labels': JSON.stringify(classes) },
+    graph: {
+      ...features.graph,
+      nodes: [
+        ...features.graph.nodes,
+        {
+          name: 'head.flatten',
+          opType: 'Flatten',
+          domain: '',
+          inputs: [out.name],
+          outputs: ['head.flat'],
+          attributes: [{ name: 'axis', type: 'int', i: 1 }],
+        },
+        {
+          name: 'head.gemm',
+          opType: 'Gemm',
+          domain: '',
+          inputs: ['head.flat', 'head.weight', 'head.bias'],
+          outputs: ['logits'],
+          attributes: [{ name: 'transB', type: 'int', i: 1 }],
+        },
+        {
+          name: 'head.temperature',
+          opType: 'Mul',
+          domain: '',
+          inputs: ['logits', 'head.inv_temperature'],
+          outputs: ['head.scaled'],
+          attributes: [],
+        },
+        {
+          name: 'head.softmax',
+          opType: 'Softmax',
+          domain: '',
+          inputs: ['head.scaled'],
+          outputs: ['probabilities'],
+          attributes: [{ name: 'axis', type: 'int', i: 1 }],
+        },
+      ],
+      initializers: [
+        ...features.graph.initializers,
+        floatTensor('head.weight', [C, D], weight),
+        floatTensor('head.bias', [C], bias),
+        floatTensor('head.inv_temperature', [1], Float32Array.of(1 / temperature)),
+      ],
+      outputs: [
+        { name: 'probabilities', elemType: DataType.FLOAT, shape: [batch, C] },
+        { name: 'logits', elemType: DataType.FLOAT, shape: [batch, C] },
+      ],
+    },
+  };
+}

@@ -38,7 +38,10 @@ export function initTf(prefer?: 'cpu' | 'wasm' | 'auto' | 'gpu'): Promise<TfBack
 
 async function useBackend(name: 'cpu' | 'wasm'): Promise<TfBackendName> {
   registerConvGradient();
-  if (name === 'wasm') setWasmPaths(`${path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'))}${path.sep}dist${path.sep}`);
+  if (name === 'wasm')
+    setWasmPaths(
+      `${path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'))}${path.sep}dist${path.sep}`,
+    );
   if (!(await tf.setBackend(name))) throw new Error(`TensorFlow.js backend ${name} is unavailable`);
   await tf.ready();
   return name;
@@ -60,15 +63,49 @@ export function registerConvGradient(): void {
     gradFunc: (dyIn, saved, attrs) => {
       const dy = dyIn as tf.Tensor4D;
       const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
-      const a = attrs as unknown as { strides: number | [number, number]; pad: 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]]; dilations: number | [number, number]; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
-      const info = tf.backend_util.computeConv2DInfo(x.shape, filter.shape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode);
-      if (info.dilationHeight !== 1 || info.dilationWidth !== 1) throw new Error('Conv2D gradient: dilated convolutions are not supported');
+      const a = attrs as unknown as {
+        strides: number | [number, number];
+        pad:
+          | 'valid'
+          | 'same'
+          | number
+          | [[number, number], [number, number], [number, number], [number, number]];
+        dilations: number | [number, number];
+        dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      };
+      const info = tf.backend_util.computeConv2DInfo(
+        x.shape,
+        filter.shape,
+        a.strides,
+        a.dilations ?? 1,
+        a.pad,
+        a.dimRoundingMode,
+      );
+      if (info.dilationHeight !== 1 || info.dilationWidth !== 1)
+        throw new Error('Conv2D gradient: dilated convolutions are not supported');
       // Backends with their own backprop kernels (cpu, tensorflow) keep them; wasm gets the forward form.
       if (tf.getBackend() !== 'wasm') {
-        const common = { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dimRoundingMode: a.dimRoundingMode };
+        const common = {
+          strides: a.strides,
+          pad: a.pad,
+          dataFormat: 'NHWC',
+          dimRoundingMode: a.dimRoundingMode,
+        };
         return {
-          x: () => tf.engine().runKernel(tf.Conv2DBackpropInput, { dy, filter }, { ...common, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
-          filter: () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...common, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
+          x: () =>
+            tf
+              .engine()
+              .runKernel(tf.Conv2DBackpropInput, { dy, filter }, {
+                ...common,
+                inputShape: x.shape,
+              } as unknown as tf.NamedAttrMap) as tf.Tensor,
+          filter: () =>
+            tf
+              .engine()
+              .runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
+                ...common,
+                filterShape: filter.shape,
+              } as unknown as tf.NamedAttrMap) as tf.Tensor,
         };
       }
       return {
@@ -84,7 +121,11 @@ type ConvInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 /** Crops (negative) or zero-pads (positive) rows and columns so that a padding can be expressed. */
 function padOrCrop(t: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
   const [n, h, w, c] = t.shape;
-  const cropped = tf.slice(t, [0, Math.max(0, -top), Math.max(0, -left), 0], [n, h - Math.max(0, -top) - Math.max(0, -bottom), w - Math.max(0, -left) - Math.max(0, -right), c]);
+  const cropped = tf.slice(
+    t,
+    [0, Math.max(0, -top), Math.max(0, -left), 0],
+    [n, h - Math.max(0, -top) - Math.max(0, -bottom), w - Math.max(0, -left) - Math.max(0, -right), c],
+  );
   return tf.pad(cropped, [
     [0, 0],
     [Math.max(0, top), Math.max(0, bottom)],
@@ -93,7 +134,12 @@ function padOrCrop(t: tf.Tensor4D, top: number, bottom: number, left: number, ri
   ]);
 }
 
-export function convBackpropFilter(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: [number, number, number, number], info: ConvInfo): tf.Tensor4D {
+export function convBackpropFilter(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: [number, number, number, number],
+  info: ConvInfo,
+): tf.Tensor4D {
   return tf.tidy(() => {
     const [kh, kw] = filterShape;
     const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow } = info;
@@ -109,7 +155,12 @@ export function convBackpropFilter(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape:
   });
 }
 
-export function convBackpropInput(dy: tf.Tensor4D, filter: tf.Tensor4D, xShape: [number, number, number, number], info: ConvInfo): tf.Tensor4D {
+export function convBackpropInput(
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  xShape: [number, number, number, number],
+  info: ConvInfo,
+): tf.Tensor4D {
   return tf.tidy(() => {
     const [n, H, W] = xShape;
     const [kh, kw] = filter.shape;
@@ -128,7 +179,11 @@ export function convBackpropInput(dy: tf.Tensor4D, filter: tf.Tensor4D, xShape: 
         [0, sw - 1],
         [0, 0],
       ]);
-      d = tf.slice(tf.reshape(p, [n, oh * sh, ow * sw, co]) as tf.Tensor4D, [0, 0, 0, 0], [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, co]);
+      d = tf.slice(
+        tf.reshape(p, [n, oh * sh, ow * sw, co]) as tf.Tensor4D,
+        [0, 0, 0, 0],
+        [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, co],
+      );
     }
     const hd = (oh - 1) * sh + 1;
     const wd = (ow - 1) * sw + 1;

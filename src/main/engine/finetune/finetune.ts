@@ -1,0 +1,353 @@
+// Fine-tuning: the frozen prefix runs once per image and augmented view through ONNX Runtime (cached),
+// only the tail trains in TensorFlow.js (Adam or SGD with momentum, separate learning rates for head and
+// backbone, cosine decay, label smoothing, class-balanced sampling, optional early stopping on a
+// validation split), and the result is written back into a copy of the ONNX graph with its new head.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type { AugmentSpec } from '../../../shared/augment.ts';
+import { FewShotError } from '../../../shared/errors.ts';
+import { augmentImage } from '../augment/augment.ts';
+import type { ResolvedBackbone } from '../backbones/registry.ts';
+import { fitTemperature } from '../classify/calibration.ts';
+import { denseHeadGraph } from '../export/classifier-graph.ts';
+import { evalCrop, normalizeInto, tensorSize } from '../image/preprocess.ts';
+import { cutAt, findFeatureTensor } from '../onnx/graph.ts';
+import { decodeModel, encodeModel, type OnnxModel } from '../onnx/model.ts';
+import { QueuedSession, ort } from '../onnx/session.ts';
+import { Rng } from '../random.ts';
+import { buildTail, lastStageCut, writeBack, type TailGraph } from './tail-graph.ts';
+import { initTf, tf, type TfBackendName } from './tf-backend.ts';
+
+export type FinetuneStrategy = 'last-stage' | 'full';
+
+export interface FinetuneOptions {
+  strategy: FinetuneStrategy;
+  epochs?: number;
+  batchSize?: number;
+  lrHead?: number;
+  lrBackbone?: number;
+  optimizer?: 'adam' | 'sgd';
+  momentum?: number;
+  weightDecay?: number;
+  labelSmoothing?: number;
+  augment: AugmentSpec;
+  /** Augmented views per image, cycled over the epochs (view 0 is the evaluation crop). */
+  views?: number;
+  seed?: number;
+  device?: 'cpu' | 'gpu' | 'auto';
+  signal?: AbortSignal;
+  onProgress?: (p: {
+    epoch: number;
+    epochs: number;
+    step: number;
+    steps: number;
+    loss: number;
+    validationAccuracy?: number;
+  }) => void;
+}
+
+export interface TrainingImage {
+  bytes: () => Uint8Array;
+  label: number;
+}
+
+export interface FinetuneResult {
+  onnx: Uint8Array;
+  classes: string[];
+  backend: TfBackendName;
+  history: { epoch: number; loss: number; validationAccuracy?: number }[];
+  bestEpoch: number;
+  temperature: number;
+  trainable: string[];
+  seconds: { prefix: number; tail: number; total: number };
+  weightsSha256: string;
+  settings: Record<string, unknown>;
+}
+
+interface CachedInput {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** The prefix's outputs for every image and view, NCHW, computed once. */
+async function prefixInputs(
+  entry: ResolvedBackbone,
+  model: OnnxModel,
+  cut: string,
+  images: TrainingImage[],
+  views: number,
+  spec: AugmentSpec,
+  seed: number,
+  signal?: AbortSignal,
+): Promise<CachedInput[][]> {
+  const isInput = cut === model.graph.inputs[0]?.name;
+  const session = isInput ? null : await QueuedSession.create(encodeModel(cutAt(model, cut)));
+  const size = tensorSize(entry.input);
+  const out: CachedInput[][] = images.map(() => []);
+  try {
+    for (let v = 0; v < views; v++) {
+      for (let start = 0; start < images.length; start += 16) {
+        if (signal?.aborted) throw new FewShotError('CANCELLED', 'Training cancelled.');
+        const batch = images.slice(start, start + 16);
+        const tensor = new Float32Array(batch.length * size);
+        await Promise.all(
+          batch.map(async (img, k) => {
+            const bytes = img.bytes();
+            const rgb =
+              v === 0
+                ? await evalCrop(bytes, entry.input)
+                : (await augmentImage(bytes, spec, seed * 1_000_003 + (start + k) * 131 + v, entry.input))
+                    .image;
+            normalizeInto(rgb, entry.input, tensor, k);
+          }),
+        );
+        const { height: H, width: W } = entry.input;
+        if (!session) {
+          batch.forEach((_, k) =>
+            out[start + k]?.push({ data: tensor.slice(k * size, (k + 1) * size), shape: [3, H, W] }),
+          );
+          continue;
+        }
+        const res = await session.run({
+          [entry.input.name]: new ort.Tensor('float32', tensor, [batch.length, 3, H, W]),
+        });
+        const t = res[cut] as ort.Tensor;
+        const per = (t.data as Float32Array).length / batch.length;
+        batch.forEach((_, k) =>
+          out[start + k]?.push({
+            data: (t.data as Float32Array).slice(k * per, (k + 1) * per),
+            shape: t.dims.slice(1) as number[],
+          }),
+        );
+      }
+    }
+  } finally {
+    await session?.release();
+  }
+  return out;
+}
+
+function toNhwc(items: CachedInput[]): tf.Tensor4D {
+  const [c, h, w] = items[0]?.shape as [number, number, number];
+  const flat = new Float32Array(items.length * c * h * w);
+  items.forEach((it, i) => flat.set(it.data, i * c * h * w));
+  return tf.tidy(() => tf.transpose(tf.tensor4d(flat, [items.length, c, h, w]), [0, 2, 3, 1]) as tf.Tensor4D);
+}
+
+/** One epoch's order: every class equally often (minority images repeat), shuffled, seeded. */
+export function balancedOrder(labels: number[], rng: Rng): number[] {
+  const byClass = new Map<number, number[]>();
+  labels.forEach((l, i) => byClass.set(l, [...(byClass.get(l) ?? []), i]));
+  const per = Math.max(...[...byClass.values()].map((v) => v.length));
+  const out: number[] = [];
+  for (const idx of byClass.values()) {
+    const shuffled = rng.shuffle([...idx]);
+    for (let k = 0; k < per; k++) out.push(shuffled[k % shuffled.length] as number);
+  }
+  return rng.shuffle(out);
+}
+
+export async function finetune(
+  entry: ResolvedBackbone,
+  classes: string[],
+  train: TrainingImage[],
+  options: FinetuneOptions,
+  validation: TrainingImage[] = [],
+): Promise<FinetuneResult> {
+  const started = performance.now();
+  const backend = await initTf(options.device === 'gpu' ? 'gpu' : options.device === 'cpu' ? 'wasm' : 'auto');
+  const seed = options.seed ?? 0;
+  const epochs = options.epochs ?? 10;
+  const batchSize = options.batchSize ?? 16;
+  const views = options.views ?? 4;
+  const lrHead = options.lrHead ?? 1e-3;
+  const lrBackbone = options.lrBackbone ?? 1e-4;
+  const optimizer = options.optimizer ?? 'adam';
+  const momentum = options.momentum ?? 0.9;
+  const weightDecay = options.weightDecay ?? 1e-4;
+  const smoothing = options.labelSmoothing ?? 0.1;
+  const C = classes.length;
+  if (C < 2) throw new FewShotError('INVALID_INPUT', 'At least two classes are needed.');
+
+  const model = decodeModel(fs.readFileSync(entry.path));
+  const features = entry.output.name ?? findFeatureTensor(model);
+  const cut =
+    options.strategy === 'full'
+      ? (model.graph.inputs[0]?.name as string)
+      : lastStageCut(model, entry.architecture);
+  const cached = await prefixInputs(entry, model, cut, train, views, options.augment, seed, options.signal);
+  const valCached = validation.length
+    ? await prefixInputs(entry, model, cut, validation, 1, options.augment, seed, options.signal)
+    : [];
+  const prefixSeconds = (performance.now() - started) / 1000;
+
+  const tailStart = performance.now();
+  const tail: TailGraph = buildTail(model, cut, features);
+  const featureDim = (tf.tidy(() => tail.forward(toNhwc([cached[0]?.[0] as CachedInput])).shape[1]) ??
+    0) as number;
+  const rng = new Rng(seed);
+  const headW = tf.variable(
+    tf.tensor2d(
+      Float32Array.from({ length: featureDim * C }, () => rng.normal() * 0.01),
+      [featureDim, C],
+    ),
+    true,
+    'head.w',
+  );
+  const headB = tf.variable(tf.zeros([C]), true, 'head.b');
+  const backboneVars = [...tail.variables.values()];
+  const all = [headW, headB, ...backboneVars];
+  const state = new Map<tf.Variable, { m: tf.Tensor; v: tf.Tensor }>(
+    all.map((v) => [v, { m: tf.zerosLike(v), v: tf.zerosLike(v) }]),
+  );
+  const labels = train.map((t) => t.label);
+  const stepsPerEpoch = Math.ceil(balancedOrder(labels, new Rng(seed)).length / batchSize);
+  const totalSteps = epochs * stepsPerEpoch;
+  const logitsOf = (x: tf.Tensor4D): tf.Tensor2D => tf.add(tf.matMul(tail.forward(x), headW), headB);
+  const history: FinetuneResult['history'] = [];
+  let best: { epoch: number; accuracy: number; values: Map<tf.Variable, Float32Array> } | null = null;
+  let step = 0;
+
+  try {
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      const order = balancedOrder(labels, rng);
+      let lossSum = 0;
+      for (let s = 0; s < order.length; s += batchSize) {
+        if (options.signal?.aborted)
+          throw new FewShotError('CANCELLED', 'Training cancelled; earlier models are untouched.');
+        const idx = order.slice(s, s + batchSize);
+        const cosine = 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps));
+        const loss = tf.tidy(() => {
+          const x = toNhwc(idx.map((i) => (cached[i] as CachedInput[])[(epoch + i) % views] as CachedInput));
+          const y = tf.add(
+            tf.mul(
+              tf.oneHot(
+                tf.tensor1d(
+                  idx.map((i) => labels[i] as number),
+                  'int32',
+                ),
+                C,
+              ),
+              1 - smoothing,
+            ),
+            smoothing / C,
+          );
+          const { value, grads } = tf.variableGrads(
+            () => tf.losses.softmaxCrossEntropy(y, logitsOf(x)) as tf.Scalar,
+            all,
+          );
+          for (const v of all) {
+            const g = grads[v.name];
+            if (!g) continue;
+            const lr = (v === headW || v === headB ? lrHead : lrBackbone) * cosine;
+            const st = state.get(v) as { m: tf.Tensor; v: tf.Tensor };
+            let update: tf.Tensor;
+            if (optimizer === 'adam') {
+              const m = tf.add(tf.mul(st.m, 0.9), tf.mul(g, 0.1));
+              const vv = tf.add(tf.mul(st.v, 0.999), tf.mul(tf.square(g), 0.001));
+              const mh = tf.div(m, 1 - 0.9 ** (step + 1));
+              const vh = tf.div(vv, 1 - 0.999 ** (step + 1));
+              update = tf.mul(tf.div(mh, tf.add(tf.sqrt(vh), 1e-8)), lr);
+              st.m.dispose();
+              st.v.dispose();
+              st.m = tf.keep(m);
+              st.v = tf.keep(vv);
+            } else {
+              const m = tf.add(tf.mul(st.m, momentum), g);
+              update = tf.mul(m, lr);
+              st.m.dispose();
+              st.m = tf.keep(m);
+            }
+            // Decoupled weight decay on weights, not on biases or BatchNorm shifts.
+            const decayed = v.rank > 1 ? tf.mul(v, 1 - lr * weightDecay) : v;
+            v.assign(tf.sub(decayed, update));
+          }
+          return value.dataSync()[0] as number;
+        });
+        lossSum += loss * idx.length;
+        step++;
+        options.onProgress?.({ epoch: epoch + 1, epochs, step, steps: totalSteps, loss });
+      }
+      const entryH: FinetuneResult['history'][number] = { epoch: epoch + 1, loss: lossSum / order.length };
+      if (valCached.length) {
+        const pred = tf.tidy(() =>
+          Array.from(tf.argMax(logitsOf(toNhwc(valCached.map((v) => v[0] as CachedInput))), 1).dataSync()),
+        );
+        const accuracy = pred.filter((p, i) => p === validation[i]?.label).length / validation.length;
+        entryH.validationAccuracy = accuracy;
+        if (!best || accuracy > best.accuracy) {
+          const values = new Map<tf.Variable, Float32Array>();
+          for (const v of all) values.set(v, Float32Array.from(v.dataSync()));
+          best = { epoch: epoch + 1, accuracy, values };
+        }
+      }
+      history.push(entryH);
+      options.onProgress?.({
+        epoch: epoch + 1,
+        epochs,
+        step,
+        steps: totalSteps,
+        loss: entryH.loss,
+        ...(entryH.validationAccuracy !== undefined ? { validationAccuracy: entryH.validationAccuracy } : {}),
+      });
+    }
+    // Early stopping: keep the epoch that did best on the validation split.
+    if (best) for (const [v, values] of best.values) v.assign(tf.tensor(values, v.shape));
+    let temperature = 1;
+    if (valCached.length >= 2) {
+      const logits = tf.tidy(() => logitsOf(toNhwc(valCached.map((v) => v[0] as CachedInput))).arraySync());
+      temperature = fitTemperature(
+        logits,
+        validation.map((v) => v.label),
+      );
+    }
+    const trained = await writeBack(model, tail);
+    const featureGraph = cutAt(trained, features);
+    const w = Float32Array.from(tf.tidy(() => tf.transpose(headW)).dataSync()); // [C, D] for Gemm transB
+    const b = Float32Array.from(headB.dataSync());
+    const onnx = encodeModel(
+      denseHeadGraph(featureGraph, w, b, temperature, classes, { 'fewshot.strategy': options.strategy }),
+    );
+    const hash = crypto.createHash('sha256');
+    for (const v of all) hash.update(Buffer.from(v.dataSync().buffer));
+    const tailSeconds = (performance.now() - tailStart) / 1000;
+    return {
+      onnx,
+      classes,
+      backend,
+      history,
+      bestEpoch: best?.epoch ?? epochs,
+      temperature,
+      trainable: [...tail.variables.keys()],
+      seconds: { prefix: prefixSeconds, tail: tailSeconds, total: (performance.now() - started) / 1000 },
+      weightsSha256: hash.digest('hex'),
+      settings: {
+        strategy: options.strategy,
+        epochs,
+        batchSize,
+        views,
+        lrHead,
+        lrBackbone,
+        optimizer,
+        momentum,
+        weightDecay,
+        labelSmoothing: smoothing,
+        schedule: 'cosine',
+        sampling: 'class-balanced',
+        batchNorm: 'statistics frozen',
+        augment: options.augment,
+        cut,
+        seed,
+      },
+    };
+  } finally {
+    tail.dispose();
+    for (const st of state.values()) {
+      st.m.dispose();
+      st.v.dispose();
+    }
+    headW.dispose();
+    headB.dispose();
+  }
+}

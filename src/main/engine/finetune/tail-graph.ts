@@ -1,0 +1,244 @@
+// The trainable tail of an ONNX backbone as TensorFlow.js ops (NHWC): everything between a cut tensor
+// (the frozen prefix's output, or the image for full fine-tuning) and the pooled features. Supports the
+// ops ResNet18 and SqueezeNet use; trained weights are written back into a copy of the ONNX graph.
+
+import { FewShotError } from '../../../shared/errors.ts';
+import { cutAt, producers } from '../onnx/graph.ts';
+import {
+  floatAttr,
+  floatTensor,
+  intAttr,
+  intsAttr,
+  tensorFloats,
+  type OnnxModel,
+  type OnnxNode,
+} from '../onnx/model.ts';
+import { tf } from './tf-backend.ts';
+
+export interface TailGraph {
+  cut: string;
+  features: string;
+  nodes: OnnxNode[];
+  /** Trainable tensors by ONNX initializer name (conv weights as HWIO). */
+  variables: Map<string, tf.Variable>;
+  forward(x: tf.Tensor4D): tf.Tensor2D;
+  dispose(): void;
+}
+
+/** The tensor where the last stage starts: the input of the first conv whose weights belong to it. */
+export function lastStageCut(model: OnnxModel, architecture: string): string {
+  const prefixes =
+    architecture === 'resnet18'
+      ? ['layer4.']
+      : architecture.startsWith('squeezenet')
+        ? ['fire9/', 'fire9.']
+        : [];
+  if (!prefixes.length)
+    throw new FewShotError(
+      'INVALID_INPUT',
+      `Partial fine-tuning is defined for ResNet18 (layer4) and SqueezeNet (fire9), not ${architecture}.`,
+    );
+  const first = model.graph.nodes.find(
+    (n) =>
+      n.opType === 'Conv' && prefixes.some((p) => (n.inputs[1] ?? '').startsWith(p) || n.name.startsWith(p)),
+  );
+  if (!first?.inputs[0])
+    throw new FewShotError('MODEL_INVALID', `Cannot find ${prefixes[0]} in this ${architecture} graph.`);
+  return first.inputs[0];
+}
+
+/** Nodes that compute `features` from `cut` (those computing `cut` itself are the frozen prefix). */
+export function tailNodes(model: OnnxModel, cut: string, features: string): OnnxNode[] {
+  const need = new Set(cutAt(model, features).graph.nodes);
+  const input = model.graph.inputs[0]?.name;
+  const prefix = cut === input ? new Set<OnnxNode>() : new Set(cutAt(model, cut).graph.nodes);
+  const byOutput = producers(model);
+  if (cut !== input && !byOutput.has(cut))
+    throw new FewShotError('MODEL_INVALID', `No tensor "${cut}" in the graph.`);
+  return model.graph.nodes.filter((n) => need.has(n) && !prefix.has(n));
+}
+
+export function buildTail(model: OnnxModel, cut: string, features: string): TailGraph {
+  const nodes = tailNodes(model, cut, features);
+  const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
+  const variables = new Map<string, tf.Variable>();
+  const constants = new Map<string, tf.Tensor>();
+  const trainable = (name: string, shape: number[], layout: 'conv' | 'plain'): tf.Variable => {
+    const existing = variables.get(name);
+    if (existing) return existing;
+    const t = inits.get(name);
+    if (!t) throw new FewShotError('MODEL_INVALID', `Missing initializer ${name}.`);
+    const raw = tf.tensor(tensorFloats(t), t.dims);
+    const v = tf.variable(layout === 'conv' ? tf.transpose(raw, [2, 3, 1, 0]) : raw, true, `t:${name}`);
+    raw.dispose();
+    void shape;
+    variables.set(name, v);
+    return v;
+  };
+  const constant = (name: string): tf.Tensor => {
+    let c = constants.get(name);
+    if (!c) {
+      const t = inits.get(name);
+      if (!t) throw new FewShotError('MODEL_INVALID', `Missing initializer ${name}.`);
+      c = tf.tensor(tensorFloats(t), t.dims);
+      constants.set(name, c);
+    }
+    return c;
+  };
+  for (const n of nodes) {
+    if (n.opType === 'Conv') {
+      if (intAttr(n, 'group', 1) !== 1)
+        throw new FewShotError(
+          'MODEL_INVALID',
+          `Grouped convolution (${n.name}) is not supported for fine-tuning yet.`,
+        );
+      trainable(n.inputs[1] as string, [], 'conv');
+      if (n.inputs[2]) trainable(n.inputs[2], [], 'plain');
+    } else if (n.opType === 'BatchNormalization') {
+      trainable(n.inputs[1] as string, [], 'plain');
+      trainable(n.inputs[2] as string, [], 'plain');
+      constant(n.inputs[3] as string);
+      constant(n.inputs[4] as string);
+    } else if (
+      !['Relu', 'Clip', 'Add', 'Concat', 'MaxPool', 'GlobalAveragePool', 'Flatten'].includes(n.opType)
+    ) {
+      throw new FewShotError(
+        'MODEL_INVALID',
+        `The op ${n.opType} (${n.name}) is not supported for fine-tuning.`,
+      );
+    }
+  }
+
+  function forward(x: tf.Tensor4D): tf.Tensor2D {
+    const env = new Map<string, tf.Tensor>([[cut, x]]);
+    const get = (name: string | undefined): tf.Tensor => {
+      const v = name === undefined ? undefined : env.get(name);
+      if (!v) throw new Error(`tail: missing tensor ${name}`);
+      return v;
+    };
+    for (const n of nodes) {
+      const a = get(n.inputs[0]) as tf.Tensor4D;
+      let y: tf.Tensor;
+      switch (n.opType) {
+        case 'Conv': {
+          const [pt, pl, pb, pr] = intsAttr(n, 'pads', [0, 0, 0, 0]) as [number, number, number, number];
+          const [sh, sw] = intsAttr(n, 'strides', [1, 1]) as [number, number];
+          const w = variables.get(n.inputs[1] as string) as tf.Variable as unknown as tf.Tensor4D;
+          const pad: [[number, number], [number, number], [number, number], [number, number]] = [
+            [0, 0],
+            [pt, pb],
+            [pl, pr],
+            [0, 0],
+          ];
+          y = tf.conv2d(a, w, [sh, sw], pt + pb + pl + pr === 0 ? 'valid' : pad);
+          if (n.inputs[2]) y = tf.add(y, variables.get(n.inputs[2]) as tf.Variable);
+          break;
+        }
+        case 'BatchNormalization': {
+          const eps = floatAttr(n, 'epsilon', 1e-5);
+          const [g, b] = [variables.get(n.inputs[1] as string), variables.get(n.inputs[2] as string)] as [
+            tf.Variable,
+            tf.Variable,
+          ];
+          const [m, v] = [constants.get(n.inputs[3] as string), constants.get(n.inputs[4] as string)] as [
+            tf.Tensor,
+            tf.Tensor,
+          ];
+          y = tf.add(tf.mul(tf.sub(a, m), tf.mul(g, tf.rsqrt(tf.add(v, eps)))), b);
+          break;
+        }
+        case 'Relu':
+          y = tf.relu(a);
+          break;
+        case 'Clip': {
+          const lo = n.inputs[1]
+            ? (tensorFloats(inits.get(n.inputs[1]) as never)[0] ?? -Infinity)
+            : floatAttr(n, 'min', -Infinity);
+          const hi = n.inputs[2]
+            ? (tensorFloats(inits.get(n.inputs[2]) as never)[0] ?? Infinity)
+            : floatAttr(n, 'max', Infinity);
+          y = tf.clipByValue(a, lo, hi);
+          break;
+        }
+        case 'Add':
+          y = tf.add(a, get(n.inputs[1]));
+          break;
+        case 'Concat': {
+          const axis = intAttr(n, 'axis', 1);
+          const nhwcAxis = [0, 3, 1, 2][axis < 0 ? axis + 4 : axis] as number;
+          y = tf.concat(n.inputs.map(get), nhwcAxis);
+          break;
+        }
+        case 'MaxPool': {
+          const [kh, kw] = intsAttr(n, 'kernel_shape', [1, 1]) as [number, number];
+          const [sh, sw] = intsAttr(n, 'strides', [1, 1]) as [number, number];
+          let [pt, pl, pb, pr] = intsAttr(n, 'pads', [0, 0, 0, 0]) as [number, number, number, number];
+          if (intAttr(n, 'ceil_mode', 0) === 1) {
+            const [, h, w] = a.shape;
+            pb += (sh - ((h + pt + pb - kh) % sh)) % sh;
+            pr += (sw - ((w + pl + pr - kw) % sw)) % sw;
+          }
+          const padded =
+            pt + pb + pl + pr > 0
+              ? tf.pad(
+                  a,
+                  [
+                    [0, 0],
+                    [pt, pb],
+                    [pl, pr],
+                    [0, 0],
+                  ],
+                  -1e30,
+                )
+              : a;
+          y = tf.maxPool(padded as tf.Tensor4D, [kh, kw], [sh, sw], 'valid');
+          break;
+        }
+        case 'GlobalAveragePool':
+          y = tf.mean(a, [1, 2], true);
+          break;
+        case 'Flatten':
+          if (a.shape[1] !== 1 || a.shape[2] !== 1)
+            throw new Error('tail: Flatten of a spatial map is not supported');
+          y = tf.reshape(a, [a.shape[0], -1]);
+          break;
+        default:
+          throw new Error(`tail: ${n.opType}`);
+      }
+      env.set(n.outputs[0] as string, y);
+    }
+    return get(features) as tf.Tensor2D;
+  }
+
+  return {
+    cut,
+    features,
+    nodes,
+    variables,
+    forward,
+    dispose: () => {
+      for (const v of variables.values()) v.dispose();
+      for (const c of constants.values()) c.dispose();
+    },
+  };
+}
+
+/** A copy of the model with the tail's trained values in place of its initializers; nothing else changes. */
+export async function writeBack(model: OnnxModel, tail: TailGraph): Promise<OnnxModel> {
+  const values = new Map<string, Float32Array>();
+  for (const [name, v] of tail.variables) {
+    const t = v.rank === 4 ? tf.transpose(v, [3, 2, 0, 1]) : v; // HWIO → OIHW
+    values.set(name, Float32Array.from(await t.data()));
+    if (t !== v) t.dispose();
+  }
+  return {
+    ...model,
+    graph: {
+      ...model.graph,
+      initializers: model.graph.initializers.map((t) => {
+        const v = values.get(t.name);
+        return v ? floatTensor(t.name, t.dims, v) : t;
+      }),
+    },
+  };
+}
