@@ -11,7 +11,7 @@ import { Backbone } from '../src/main/engine/backbones/backbone.ts';
 import { ensureRandomResNet18 } from '../src/main/engine/backbones/install.ts';
 import { resolveBackbone } from '../src/main/engine/backbones/registry.ts';
 import { classifyFolder } from '../src/main/engine/batch/classify-folder.ts';
-import { deserializeHead } from '../src/main/engine/classify/serialize.ts';
+import { loadModelRunner } from '../src/main/engine/model-runner.ts';
 import { importFolder } from '../src/main/engine/import/import-folder.ts';
 import { trainModel } from '../src/main/engine/train.ts';
 import { Project } from '../src/main/store/project.ts';
@@ -53,8 +53,7 @@ async function main(): Promise<void> {
     const { modelId } = await trainModel(p, b, { strategy: 'linear', seed: 0, estimate: false });
     const model = p.models.get(modelId);
     if (!model) throw new Error('model not stored');
-    const head = deserializeHead(p.models.artefact(modelId) as Buffer);
-    const r = await classifyFolder(p, b, model, head, folder, {
+    const r = await classifyFolder(p, await loadModelRunner(p, model, b), model, folder, {
       outCsv: path.join(dir, 'out.csv'),
       batchSize: Number(values.batch),
     });

@@ -6,10 +6,14 @@ import { resolveBackbone } from '../main/engine/backbones/registry.ts';
 import { classifyFolder } from '../main/engine/batch/classify-folder.ts';
 import { loadDataset } from '../main/engine/classify/dataset.ts';
 import type { Strategy } from '../main/engine/classify/heads.ts';
-import { deserializeHead } from '../main/engine/classify/serialize.ts';
 import { evaluate, learningCurve, type Protocol } from '../main/engine/evaluate/evaluate.ts';
 import type { Estimate } from '../main/engine/evaluate/intervals.ts';
 import { trainModel } from '../main/engine/train.ts';
+import type { ResolvedBackbone } from '../main/engine/backbones/registry.ts';
+import type { FinetuneStrategy } from '../main/engine/finetune/finetune.ts';
+import type { FinetuneRunOptions } from '../main/engine/finetune/train-finetune.ts';
+import { parseAugment } from '../shared/augment.ts';
+import { loadModelRunner } from '../main/engine/model-runner.ts';
 import type { Project } from '../main/store/project.ts';
 import type { CliContext, Command } from './commands.ts';
 import { intOption, need, numberOption, stringOption, withProject } from './options.ts';
@@ -17,8 +21,53 @@ import { intOption, need, numberOption, stringOption, withProject } from './opti
 function strategyOption(ctx: CliContext): Strategy {
   const s = stringOption(ctx, 'strategy');
   if (s !== 'prototype' && s !== 'linear')
-    throw new FewShotError('INVALID_INPUT', '--strategy must be prototype or linear.');
+    throw new FewShotError('INVALID_INPUT', '--strategy must be prototype, linear, last-stage or full.');
   return s;
+}
+
+function finetuneStrategy(ctx: CliContext): FinetuneStrategy | null {
+  const s = stringOption(ctx, 'strategy');
+  return s === 'last-stage' || s === 'full' ? s : null;
+}
+
+/** The fine-tuning settings from --epochs, --lr, --lr-backbone, --augment, --device, --seed. */
+function finetuneOptions(ctx: CliContext, strategy: FinetuneStrategy): FinetuneRunOptions {
+  const device = stringOption(ctx, 'device');
+  if (device && !['cpu', 'gpu', 'auto'].includes(device))
+    throw new FewShotError('INVALID_INPUT', '--device is cpu, gpu or auto.');
+  const lr = numberOption(ctx, 'lr', 1e-3);
+  return {
+    strategy,
+    epochs: intOption(ctx, 'epochs', 10),
+    lrHead: lr,
+    lrBackbone: numberOption(ctx, 'lr-backbone', lr / 10),
+    augment: augmentOption(ctx),
+    seed: intOption(ctx, 'seed', 0, true),
+    ...(device ? { device: device as 'cpu' | 'gpu' | 'auto' } : {}),
+    onProgress: (pr) =>
+      ctx.progress(
+        `${pr.phase}: ${pr.done}/${pr.total}${pr.loss !== undefined ? ` loss ${pr.loss.toFixed(4)}` : ''}`,
+      ),
+  };
+}
+
+export function augmentOption(ctx: CliContext) {
+  try {
+    return parseAugment(stringOption(ctx, 'augment'));
+  } catch (e) {
+    throw new FewShotError('INVALID_INPUT', (e as Error).message);
+  }
+}
+
+/** TensorFlow.js loads only for commands that fine-tune. */
+function finetuneModule(): Promise<typeof import('../main/engine/finetune/train-finetune.ts')> {
+  return import('../main/engine/finetune/train-finetune.ts');
+}
+
+function backboneEntry(ctx: CliContext): ResolvedBackbone {
+  const id = stringOption(ctx, 'backbone');
+  if (!id) throw new FewShotError('INVALID_INPUT', '--backbone is required (see fewshot models list).');
+  return resolveBackbone(id);
 }
 
 async function withBackbone<T>(ctx: CliContext, fn: (b: Backbone) => Promise<T>): Promise<T> {
@@ -60,7 +109,30 @@ export function protocolOption(ctx: CliContext): Protocol {
 }
 
 const train: Command = async (args, ctx) => {
-  const [file] = need(args, 1, 'train FILE --backbone ID --strategy prototype|linear [--seed N]') as [string];
+  const [file] = need(
+    args,
+    1,
+    'train FILE --backbone ID --strategy prototype|linear|last-stage|full [--seed N]',
+  ) as [string];
+  const ft = finetuneStrategy(ctx);
+  if (ft) {
+    return withProject(file, async (p) => {
+      const r = await (
+        await finetuneModule()
+      ).trainFinetuneModel(p, backboneEntry(ctx), {
+        ...finetuneOptions(ctx, ft),
+        ...(stringOption(ctx, 'name') ? { name: stringOption(ctx, 'name') } : {}),
+      });
+      ctx.log(
+        `Trained model ${r.modelId} (${r.strategy} on ${r.backbone}, ${r.images} images) in ${r.seconds.toFixed(1)} s on ${String(r.params.backend)}`,
+      );
+      if (r.estimate)
+        ctx.log(
+          `Validation accuracy: ${fmt(r.estimate.accuracy)}; balanced ${fmt(r.estimate.balancedAccuracy)}; macro-F1 ${fmt(r.estimate.macroF1)}`,
+        );
+      return r;
+    });
+  }
   const strategy = strategyOption(ctx);
   return withProject(file, (p) =>
     withBackbone(ctx, async (b) => {
@@ -88,8 +160,24 @@ const train: Command = async (args, ctx) => {
 
 const evaluateCmd: Command = async (args, ctx) => {
   const [file] = need(args, 1, 'evaluate FILE --backbone ID --strategy S [protocol]') as [string];
-  const strategy = strategyOption(ctx);
   const protocol = protocolOption(ctx);
+  const ft = finetuneStrategy(ctx);
+  if (ft) {
+    return withProject(file, async (p) => {
+      const r = await (
+        await finetuneModule()
+      ).evaluateFinetune(p, backboneEntry(ctx), protocol, {
+        ...finetuneOptions(ctx, ft),
+        groupAware: !ctx.options['no-groups'],
+      });
+      ctx.log(
+        `${ft} on ${String(ctx.options.backbone)} · ${protocol.kind}: accuracy ${fmt(r.accuracy)}; balanced ${fmt(r.balancedAccuracy)}; macro-F1 ${fmt(r.macroF1)}`,
+      );
+      const { predictions: _omit, ...rest } = r;
+      return { ...rest, predictions: r.predictions.length };
+    });
+  }
+  const strategy = strategyOption(ctx);
   return withProject(file, (p) =>
     withBackbone(ctx, async (b) => {
       const data = await loadDataset(p, b);
@@ -154,9 +242,7 @@ function loadModel(p: Project, id: string) {
   const model = p.models.find(id);
   if (!model)
     throw new FewShotError('NOT_FOUND', `No trained model "${id}" in this project (see fewshot trained).`);
-  const artefact = p.models.artefact(model.id);
-  if (!artefact) throw new FewShotError('MODEL_INVALID', `Model ${model.id} has no stored weights.`);
-  return { model, head: deserializeHead(artefact) };
+  return { model };
 }
 
 const classify: Command = async (args, ctx) => {
@@ -165,11 +251,11 @@ const classify: Command = async (args, ctx) => {
   const out = stringOption(ctx, 'out');
   if (!id || !out) throw new FewShotError('INVALID_INPUT', '--model and --out are required.');
   return withProject(file, async (p) => {
-    const { model, head } = loadModel(p, id);
-    const b = await Backbone.load(resolveBackbone(model.backboneId));
+    const { model } = loadModel(p, id);
+    const runner = await loadModelRunner(p, model);
     try {
       const sortInto = stringOption(ctx, 'sort-into');
-      const r = await classifyFolder(p, b, model, head, folder, {
+      const r = await classifyFolder(p, runner, model, folder, {
         outCsv: out,
         ...(sortInto ? { sortInto } : {}),
         link: ctx.options.link === true,
@@ -184,7 +270,7 @@ const classify: Command = async (args, ctx) => {
       ctx.log(`CSV: ${r.csv}`);
       return r;
     } finally {
-      await b.release();
+      await runner.release();
     }
   });
 };

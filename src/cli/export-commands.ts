@@ -5,7 +5,7 @@ import path from 'node:path';
 import { FewShotError } from '../shared/errors.ts';
 import { Backbone } from '../main/engine/backbones/backbone.ts';
 import { resolveBackbone } from '../main/engine/backbones/registry.ts';
-import { exportModel, importModelBundle, loadHead } from '../main/engine/export/bundle.ts';
+import { exportModel, findModel, importModelBundle } from '../main/engine/export/bundle.ts';
 import { loadDataset } from '../main/engine/classify/dataset.ts';
 import { datasetWarnings } from '../main/engine/dataset-warnings.ts';
 import { renderBatchReport } from '../main/engine/report/batch-report.ts';
@@ -13,6 +13,8 @@ import { renderEvaluationReport } from '../main/engine/report/evaluation-report.
 import { computeReview } from '../main/engine/review.ts';
 import { protocolOption } from './classify-commands.ts';
 import type { Command } from './commands.ts';
+import { augmentPreview } from '../main/engine/augment/augment.ts';
+import { augmentOption } from './classify-commands.ts';
 import { need, stringOption, withProject } from './options.ts';
 
 const exportCmd: Command = async (args, ctx) => {
@@ -21,7 +23,7 @@ const exportCmd: Command = async (args, ctx) => {
   const out = stringOption(ctx, 'out');
   if (!id || !out) throw new FewShotError('INVALID_INPUT', '--model and --out are required.');
   return withProject(file, async (p) => {
-    const { model } = loadHead(p, id);
+    const model = findModel(p, id);
     const entry = resolveBackbone(model.backboneId);
     const b = await Backbone.load(entry);
     try {
@@ -62,7 +64,7 @@ const report: Command = async (args, ctx) => {
     let pdf: Buffer;
     if (runId) pdf = await renderBatchReport(p, runId);
     else {
-      const { model } = loadHead(p, modelId as string);
+      const model = findModel(p, modelId as string);
       const b = await Backbone.load(resolveBackbone(model.backboneId));
       try {
         const protocol = ['shots', 'folds', 'loo', 'holdout'].some((k) => ctx.options[k] !== undefined)
@@ -95,3 +97,36 @@ const report: Command = async (args, ctx) => {
 };
 
 EXPORT_COMMANDS.report = report;
+
+const augmentPreviewCmd: Command = async (args, ctx) => {
+  const [file, image] = need(args, 2, 'augment-preview FILE IMAGE --n 8 --out DIR') as [string, string];
+  const out = stringOption(ctx, 'out');
+  if (!out) throw new FewShotError('INVALID_INPUT', '--out is required.');
+  return withProject(file, async (p) => {
+    const img = /^\d+$/.test(image)
+      ? p.images.get(Number(image))
+      : (p.images.list({ includeExcluded: true }).find((i) => i.relPath === image) ?? null);
+    const bytes = img ? p.images.bytes(img.sha256) : null;
+    if (!img || !bytes)
+      throw new FewShotError(
+        'NOT_FOUND',
+        `No image "${image}" in the project (give its id or its path relative to the import folder).`,
+      );
+    const n = Number(ctx.options.n ?? 8);
+    if (!Number.isInteger(n) || n < 1 || n > 64)
+      throw new FewShotError('INVALID_INPUT', '--n is between 1 and 64.');
+    const spec = augmentOption(ctx);
+    const seed = Number(ctx.options.seed ?? 0);
+    const pngs = await augmentPreview(bytes, spec, n, seed, { width: 224, height: 224, resizeShorter: 256 });
+    fs.mkdirSync(out, { recursive: true });
+    const files = pngs.map((png, i) => {
+      const f = path.join(out, `variant-${String(i + 1).padStart(2, '0')}.png`);
+      fs.writeFileSync(f, png);
+      return f;
+    });
+    ctx.log(`Wrote ${files.length} variants to ${out}`);
+    return { files, spec, seed };
+  });
+};
+
+EXPORT_COMMANDS['augment-preview'] = augmentPreviewCmd;

@@ -14,6 +14,9 @@ const USAGE = `usage: fewshot <command> [options]
   models add PATH [--id ID] [--preset imagenet|caffe-bgr|tf-inception]
   features FILE --backbone ID         compute (or read cached) features
   train FILE --backbone ID --strategy prototype|linear [--seed N] [--class-balanced] [--weight-decay X]
+  train FILE --backbone ID --strategy last-stage|full [--epochs N] [--lr X] [--lr-backbone X]
+           [--augment hflip,rotate=15,crop=0.6,...|none] [--seed N] [--device cpu|gpu|auto]
+  augment-preview FILE IMAGE --n 8 --out DIR [--augment SPEC] [--seed N]
   evaluate FILE --backbone ID --strategy S [--shots K --episodes E [--ways W] [--queries Q] | --folds K
            | --loo | --holdout FRACTION] [--seed N] [--no-groups]
   curve FILE --backbone ID --strategy S [--episodes E] [--seed N]
@@ -62,6 +65,12 @@ export async function main(argv: string[]): Promise<number> {
         'sort-into': { type: 'string' },
         link: { type: 'boolean' },
         'min-confidence': { type: 'string' },
+        epochs: { type: 'string' },
+        lr: { type: 'string' },
+        'lr-backbone': { type: 'string' },
+        augment: { type: 'string' },
+        device: { type: 'string' },
+        n: { type: 'string' },
       },
     });
   } catch (e) {

@@ -50,3 +50,26 @@ export const NO_AUGMENT: AugmentSpec = {
   blur: 0,
   noise: 0,
 };
+
+/** "hflip,vflip,rotate=20,crop=0.6,noise=5" (or "none"): the command line's --augment, over `base`. */
+export function parseAugment(spec: string | undefined, base: AugmentSpec = DEFAULT_AUGMENT): AugmentSpec {
+  if (!spec) return base;
+  if (spec === 'none') return NO_AUGMENT;
+  const alias: Record<string, keyof AugmentSpec> = { crop: 'cropScale' };
+  const out: Record<string, unknown> = { ...base };
+  for (const part of spec
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const [k, v] = part.split('=') as [string, string | undefined];
+    const key = alias[k] ?? k;
+    if (!(key in base)) throw new Error(`Unknown augmentation "${k}"; use ${Object.keys(base).join(', ')}.`);
+    out[key] = v === undefined ? true : v === 'false' ? false : Number(v);
+  }
+  const parsed = AugmentSpecSchema.safeParse(out);
+  if (!parsed.success)
+    throw new Error(
+      `--augment: ${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}`,
+    );
+  return parsed.data;
+}

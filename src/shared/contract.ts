@@ -20,7 +20,7 @@ import type {
 const id = z.number().int().positive();
 const path = z.string().min(1).max(4096);
 const empty = z.strictObject({});
-const strategy = z.enum(['prototype', 'linear']);
+const trainStrategy = z.enum(['prototype', 'linear', 'last-stage', 'full']);
 const backboneId = z.string().min(1).max(200);
 
 export const ProtocolSchema = z.discriminatedUnion('kind', [
@@ -66,7 +66,10 @@ export const INPUTS = {
   'train.recommend': empty,
   'train.start': z.strictObject({
     backbone: backboneId,
-    strategy,
+    strategy: trainStrategy,
+    epochs: z.number().int().min(1).max(200).optional(),
+    lr: z.number().positive().max(1).optional(),
+    augment: AugmentSpecSchema.optional(),
     seed: z.number().int().min(0),
     classBalanced: z.boolean().optional(),
     weightDecay: z.number().positive().optional(),
@@ -142,7 +145,7 @@ export interface DatasetWarning {
 }
 
 export interface Recommendation {
-  strategy: 'prototype' | 'linear';
+  strategy: 'prototype' | 'linear' | 'last-stage' | 'full';
   reason: string;
   minShots: number;
   medianShots: number;

@@ -2,6 +2,8 @@
 // batch predictions. Plain data, no behaviour.
 
 export type Strategy = 'prototype' | 'linear';
+/** Heads on frozen features, or fine-tuning the last stage or the whole network. */
+export type TrainStrategy = Strategy | 'last-stage' | 'full';
 
 export interface Estimate {
   mean: number;
@@ -40,7 +42,7 @@ export interface Prediction {
 }
 
 export interface EvaluationResult {
-  strategy: Strategy;
+  strategy: TrainStrategy;
   protocol: Protocol;
   seed: number;
   groupAware: boolean;
@@ -71,7 +73,7 @@ export interface CurvePoint {
 
 export interface TrainResult {
   modelId: string;
-  strategy: Strategy;
+  strategy: TrainStrategy;
   backbone: string;
   classes: string[];
   images: number;

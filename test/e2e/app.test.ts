@@ -118,7 +118,8 @@ test(
     await page.getByTestId('nav-train').click();
     await page.getByTestId('recommendation').waitFor();
     await page.getByTestId('strategy-linear').check();
-    assert.equal(await page.getByTestId('strategy-last-stage').isDisabled(), true);
+    assert.equal(await page.getByTestId('strategy-last-stage').isDisabled(), false);
+    assert.match(await page.getByTestId('recommendation').innerText(), /Partial unfreeze/);
     await page.getByTestId('start-training').click();
     await page.getByTestId('train-done').waitFor({ timeout: 120_000 });
     await page.getByTestId('loss-chart').waitFor(); // the live loss of the fit

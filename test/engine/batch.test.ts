@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { classifyFolder } from '../../src/main/engine/batch/classify-folder.ts';
+import { loadModelRunner } from '../../src/main/engine/model-runner.ts';
 import { deserializeHead } from '../../src/main/engine/classify/serialize.ts';
 import { parseCsv } from '../../src/main/engine/import/csv.ts';
 import { trainModel } from '../../src/main/engine/train.ts';
@@ -65,11 +66,18 @@ test(
     const { record, head } = model();
     const out = path.join(tmpDir(), 'out.csv');
     const sorted = path.join(tmpDir(), 'sorted');
-    const r = await classifyFolder(f.project, f.backbone, record, head, folder, {
-      outCsv: out,
-      sortInto: sorted,
-      minConfidence: 0.9,
-    });
+    void head;
+    const r = await classifyFolder(
+      f.project,
+      await loadModelRunner(f.project, record, f.backbone),
+      record,
+      folder,
+      {
+        outCsv: out,
+        sortInto: sorted,
+        minConfidence: 0.9,
+      },
+    );
     assert.ok(files > 1000);
     assert.equal(r.files, files + 1); // + the copied groups.csv, which is not an image
     assert.equal(r.errors, 3);
@@ -122,7 +130,10 @@ test(
     const f = fx as BccdFixture;
     const { record, head } = model();
     const reference = path.join(tmpDir(), 'reference.csv');
-    await classifyFolder(f.project, f.backbone, record, head, folder, { outCsv: reference });
+    void head;
+    await classifyFolder(f.project, await loadModelRunner(f.project, record, f.backbone), record, folder, {
+      outCsv: reference,
+    });
     f.project.close(); // the CLI below is now the only writer
 
     const out = path.join(tmpDir(), 'resumed.csv');

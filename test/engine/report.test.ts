@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { Backbone } from '../../src/main/engine/backbones/backbone.ts';
 import { resolveBackbone } from '../../src/main/engine/backbones/registry.ts';
 import { classifyFolder } from '../../src/main/engine/batch/classify-folder.ts';
+import { loadModelRunner } from '../../src/main/engine/model-runner.ts';
 import { predictProba } from '../../src/main/engine/classify/heads.ts';
 import { loadDataset } from '../../src/main/engine/classify/dataset.ts';
 import { datasetWarnings } from '../../src/main/engine/dataset-warnings.ts';
@@ -152,10 +153,10 @@ test(
   'the batch report and CSV name files relative to the folder only',
   { skip, timeout: 120_000 },
   async () => {
-    const { model, head } = loadHead(project, modelId);
+    const { model } = loadHead(project, modelId);
     const csv = path.join(tmpDir(), 'batch.csv');
     fs.writeFileSync(path.join(root, 'WBC', 'broken.jpg'), 'not a jpeg');
-    const r = await classifyFolder(project, backbone, model, head, root, {
+    const r = await classifyFolder(project, await loadModelRunner(project, model, backbone), model, root, {
       outCsv: csv,
       minConfidence: 0.99,
     });

@@ -2,7 +2,10 @@
 // model's own settings (groups kept whole), the learning curve, and ROC points for two classes.
 
 import type { ReviewData } from '../../shared/contract.ts';
-import type { ModelRecord, Protocol } from '../../shared/results.ts';
+import type { EvaluationResult, ModelRecord, Protocol } from '../../shared/results.ts';
+import { DEFAULT_AUGMENT, type AugmentSpec } from '../../shared/augment.ts';
+import { resolveBackbone } from './backbones/registry.ts';
+import { isFinetuned } from './model-runner.ts';
 import type { Project } from '../store/project.ts';
 import type { Backbone } from './backbones/backbone.ts';
 import { loadDataset } from './classify/dataset.ts';
@@ -32,6 +35,29 @@ export async function computeReview(
     onProgress?: (phase: string, done: number, total: number) => void;
   } = {},
 ): Promise<ReviewData> {
+  if (isFinetuned(model)) {
+    // A fine-tuned model is re-trained per split with its own settings; the curve would cost one
+    // fine-tuning per point and episode, so it is left out.
+    const { evaluateFinetune } = await import('./finetune/train-finetune.ts');
+    const p = model.params;
+    const evaluation = await evaluateFinetune(
+      project,
+      resolveBackbone(model.backboneId),
+      options.protocol ?? { kind: 'holdout', testFraction: 0.2 },
+      {
+        strategy: model.strategy as 'last-stage' | 'full',
+        seed: model.seed,
+        ...(typeof p.epochs === 'number' ? { epochs: p.epochs } : {}),
+        ...(typeof p.lrHead === 'number' ? { lrHead: p.lrHead } : {}),
+        ...(typeof p.lrBackbone === 'number' ? { lrBackbone: p.lrBackbone } : {}),
+        augment: (p.augment as AugmentSpec | undefined) ?? DEFAULT_AUGMENT,
+        ...(options.groupAware !== undefined ? { groupAware: options.groupAware } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        onProgress: (e) => options.onProgress?.(e.phase, e.done, e.total),
+      },
+    );
+    return { model, evaluation, curve: [], roc: rocFor(evaluation) };
+  }
   const data = await loadDataset(project, backbone, {
     ...(options.signal ? { signal: options.signal } : {}),
     onProgress: (e) => options.onProgress?.('features', e.done, e.total),
@@ -56,12 +82,14 @@ export async function computeReview(
     fit,
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  const roc =
-    data.classes.length === 2
-      ? rocCurve(
-          evaluation.predictions.map((pr) => pr.probabilities[1] ?? 0),
-          evaluation.predictions.map((pr) => pr.truth === 1),
-        ).map(({ fpr, tpr }) => ({ fpr, tpr }))
-      : null;
-  return { model, evaluation, curve, roc };
+  return { model, evaluation, curve, roc: rocFor(evaluation) };
+}
+
+function rocFor(evaluation: EvaluationResult): ReviewData['roc'] {
+  return evaluation.classes.length === 2
+    ? rocCurve(
+        evaluation.predictions.map((pr) => pr.probabilities[1] ?? 0),
+        evaluation.predictions.map((pr) => pr.truth === 1),
+      ).map(({ fpr, tpr }) => ({ fpr, tpr }))
+    : null;
 }

@@ -18,13 +18,14 @@ import { FewShotError, toErrorData, type Result } from '../../shared/errors.ts';
 import { augmentPreview } from '../engine/augment/augment.ts';
 import { Backbone } from '../engine/backbones/backbone.ts';
 import { listBackbones, resolveBackbone, userModelsDir } from '../engine/backbones/registry.ts';
+import { DEFAULT_AUGMENT } from '../../shared/augment.ts';
 import { classifyFolder } from '../engine/batch/classify-folder.ts';
 import { loadDataset } from '../engine/classify/dataset.ts';
-import { deserializeHead } from '../engine/classify/serialize.ts';
 import { decoder } from '../engine/image/decode.ts';
 import { importFolder } from '../engine/import/import-folder.ts';
 import { computeReview } from '../engine/review.ts';
-import { exportModel, loadHead } from '../engine/export/bundle.ts';
+import { isFinetuned, loadModelRunner } from '../engine/model-runner.ts';
+import { exportModel, findModel } from '../engine/export/bundle.ts';
 import { renderBatchReport } from '../engine/report/batch-report.ts';
 import { renderEvaluationReport } from '../engine/report/evaluation-report.ts';
 import { trainModel } from '../engine/train.ts';
@@ -156,8 +157,41 @@ export class Backend {
         return { variants: pngs.map((b) => `data:image/png;base64,${b.toString('base64')}`) };
       },
       'train.recommend': async () => recommend(this.requireProject()),
-      'train.start': async ({ backbone, strategy, seed, classBalanced, weightDecay }) => {
+      'train.start': async ({
+        backbone,
+        strategy,
+        seed,
+        classBalanced,
+        weightDecay,
+        epochs,
+        lr,
+        augment,
+      }) => {
         const p = this.requireProject();
+        if (strategy === 'last-stage' || strategy === 'full') {
+          const entry = resolveBackbone(backbone);
+          const { trainFinetuneModel } = await import('../engine/finetune/train-finetune.ts');
+          return {
+            jobId: this.jobs.start('train', (ctx) =>
+              trainFinetuneModel(p, entry, {
+                strategy,
+                seed,
+                augment: augment ?? DEFAULT_AUGMENT,
+                ...(epochs ? { epochs } : {}),
+                ...(lr ? { lrHead: lr, lrBackbone: lr / 10 } : {}),
+                signal: ctx.signal,
+                onProgress: (e) =>
+                  ctx.progress(
+                    e.phase,
+                    e.done,
+                    e.total,
+                    undefined,
+                    e.loss === undefined ? undefined : { loss: e.loss },
+                  ),
+              }),
+            ),
+          };
+        }
         const b = await this.backbone(backbone);
         return {
           jobId: this.jobs.start('train', (ctx) =>
@@ -198,19 +232,27 @@ export class Backend {
       'batch.start': async ({ modelId, folder, out, sortInto, minConfidence }) => {
         const p = this.requireProject();
         const model = p.models.find(modelId);
-        const artefact = model ? p.models.artefact(model.id) : null;
-        if (!model || !artefact) throw new FewShotError('NOT_FOUND', `No trained model ${modelId}.`);
-        const b = await this.backbone(model.backboneId);
+        if (!model) throw new FewShotError('NOT_FOUND', `No trained model ${modelId}.`);
+        const runner = await loadModelRunner(
+          p,
+          model,
+          isFinetuned(model) ? undefined : await this.backbone(model.backboneId),
+        );
         return {
-          jobId: this.jobs.start('batch', (ctx) =>
-            classifyFolder(p, b, model, deserializeHead(artefact), folder, {
-              outCsv: out,
-              ...(sortInto ? { sortInto } : {}),
-              minConfidence,
-              signal: ctx.signal,
-              onProgress: (e) => ctx.progress('classifying', e.processed, e.processed, `${e.errors} errors`),
-            }),
-          ),
+          jobId: this.jobs.start('batch', async (ctx) => {
+            try {
+              return await classifyFolder(p, runner, model, folder, {
+                outCsv: out,
+                ...(sortInto ? { sortInto } : {}),
+                minConfidence,
+                signal: ctx.signal,
+                onProgress: (e) =>
+                  ctx.progress('classifying', e.processed, e.processed, `${e.errors} errors`),
+              });
+            } finally {
+              await runner.release();
+            }
+          }),
         };
       },
       'batch.results': async ({ runId, filter, offset, limit }) => {
@@ -236,7 +278,7 @@ export class Backend {
             ),
           };
         }
-        const { model } = loadHead(p, input.modelId);
+        const model = findModel(p, input.modelId);
         const b = await this.backbone(model.backboneId);
         return {
           jobId: this.jobs.start('report', async (ctx) => {
@@ -260,7 +302,7 @@ export class Backend {
       },
       'model.export': async ({ modelId, out }) => {
         const p = this.requireProject();
-        const { model } = loadHead(p, modelId);
+        const model = findModel(p, modelId);
         const b = await this.backbone(model.backboneId);
         return {
           jobId: this.jobs.start('export', () =>
@@ -389,7 +431,12 @@ export class Backend {
   }
 }
 
-function recommend(p: Project): Output<'train.recommend'> {
+/**
+ * The strategy for the data at hand (the literature's rule of thumb): ≤ 5 images per class → a head on
+ * frozen features (prototype below 3); 5–20 → fine-tune the last stage; more → the last stage, or the
+ * whole network when the images are far from ImageNet photographs (microscopy, radiology).
+ */
+export function recommend(p: Project): Output<'train.recommend'> {
   const counts = p.images
     .classes()
     .map((c) => c.images - c.excluded)
@@ -397,13 +444,25 @@ function recommend(p: Project): Output<'train.recommend'> {
   const sorted = [...counts].sort((a, b) => a - b);
   const minShots = sorted[0] ?? 0;
   const medianShots = sorted.length ? (sorted[Math.floor((sorted.length - 1) / 2)] as number) : 0;
-  const strategy = minShots < 3 ? 'prototype' : 'linear';
-  const reason =
-    minShots < 3
-      ? `The smallest class has ${minShots} image${minShots === 1 ? '' : 's'}: with 1–2 images per class a class mean is steadier than a fitted head.`
-      : minShots <= 20
-        ? `The smallest class has ${minShots} images: a linear head on frozen features is the strongest choice this build offers; fine-tuning the last stage would pay off from about 5–20 images per class.`
-        : `Every class has more than 20 images: a linear head is a strong baseline; full fine-tuning can beat it far from ImageNet (e.g. microscopy).`;
+  const partial = listBackbones().some(
+    (b) =>
+      b.present && b.supported && (b.architecture === 'resnet18' || b.architecture.startsWith('squeezenet')),
+  );
+  let strategy: Output<'train.recommend'>['strategy'];
+  let reason: string;
+  if (minShots < 3) {
+    strategy = 'prototype';
+    reason = `The smallest class has ${minShots} image${minShots === 1 ? '' : 's'}: with 1–2 images per class a class mean is steadier than anything fitted.`;
+  } else if (minShots <= 5 || !partial) {
+    strategy = 'linear';
+    reason = `The smallest class has ${minShots} images: too few to change the network itself; a linear head on its features is the safe choice${partial ? '' : ' (partial fine-tuning needs a ResNet18 or SqueezeNet backbone)'}.`;
+  } else if (minShots <= 20) {
+    strategy = 'last-stage';
+    reason = `The smallest class has ${minShots} images: enough to adapt the last stage of the network to your images, while the earlier layers stay as pretrained.`;
+  } else {
+    strategy = 'last-stage';
+    reason = `Every class has more than 20 images: adapt the last stage; if your images are far from everyday photographs (microscopy, radiology), try a full fine-tune and compare the two on the Review screen.`;
+  }
   return {
     strategy,
     reason,
@@ -424,15 +483,17 @@ function recommend(p: Project): Output<'train.recommend'> {
       },
       {
         strategy: 'last-stage',
-        label: 'Partial unfreeze (last stage, ResNet18 layer4)',
-        available: false,
-        note: 'Needs the fine-tuning engine, not in this build.',
+        label: 'Partial unfreeze (last stage: ResNet18 layer4, SqueezeNet fire9)',
+        available: partial,
+        note: partial
+          ? 'Retrains the last stage and a new head with augmentation; the rest stays frozen.'
+          : 'Needs a ResNet18 or SqueezeNet backbone.',
       },
       {
         strategy: 'full',
         label: 'Full fine-tune',
-        available: false,
-        note: 'Needs the fine-tuning engine, not in this build.',
+        available: true,
+        note: 'Retrains every layer: slow on a CPU, best far from ImageNet with more than 20 images per class.',
       },
     ],
   };

@@ -9,9 +9,7 @@ import { FewShotError, type ErrorData } from '../../../shared/errors.ts';
 import type { PredictionRow } from '../../store/batch-repo.ts';
 import type { ModelRecord } from '../../store/models-repo.ts';
 import type { Project } from '../../store/project.ts';
-import type { Backbone } from '../backbones/backbone.ts';
-import type { Head } from '../classify/heads.ts';
-import { predictProba } from '../classify/heads.ts';
+import type { ModelRunner } from '../model-runner.ts';
 import { argmax } from '../classify/linalg.ts';
 import { embedAll, type PipelineItem } from '../features/pipeline.ts';
 import { csvField } from '../import/csv.ts';
@@ -100,9 +98,8 @@ export function writeCsv(project: Project, runId: string, classes: string[], out
 
 export async function classifyFolder(
   project: Project,
-  backbone: Backbone,
+  runner: ModelRunner,
   model: ModelRecord,
-  head: Head,
   folder: string,
   options: ClassifyOptions,
 ): Promise<ClassifySummary> {
@@ -110,16 +107,6 @@ export async function classifyFolder(
   const root = path.resolve(folder);
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory())
     throw new FewShotError('NOT_FOUND', `No folder at ${folder}.`);
-  if (backbone.id !== model.backboneId)
-    throw new FewShotError(
-      'INVALID_INPUT',
-      `The model was trained on ${model.backboneId}, not ${backbone.id}.`,
-    );
-  if (backbone.sha256 !== model.backboneSha256)
-    throw new FewShotError(
-      'MODEL_INVALID',
-      `Backbone ${backbone.id} is not the file this model was trained with (sha256 differs).`,
-    );
   const minConfidence = options.minConfidence ?? 0.5;
   if (!(minConfidence >= 0 && minConfidence <= 1))
     throw new FewShotError('INVALID_INPUT', '--min-confidence must be between 0 and 1.');
@@ -157,7 +144,7 @@ export async function classifyFolder(
   }
 
   try {
-    for await (const batch of embedAll(backbone, items(), {
+    for await (const batch of embedAll(runner.embedder, items(), {
       batchSize: options.batchSize ?? 16,
       ...(options.signal ? { signal: options.signal } : {}),
     })) {
@@ -172,13 +159,13 @@ export async function classifyFolder(
             errorCode: r.error.code,
             errorMessage: r.error.message,
           };
-        const p = predictProba(head, r.vector);
+        const p = runner.probabilities(r.vector);
         const k = argmax(p);
         const confidence = p[k] as number;
         return {
           relPath: r.item.rel,
           status: confidence < minConfidence ? 'uncertain' : 'ok',
-          predicted: head.classes[k] as string,
+          predicted: runner.classes[k] as string,
           confidence,
           probabilities: Array.from(p),
           errorCode: null,
@@ -210,7 +197,7 @@ export async function classifyFolder(
         project.jobs.progress(jobId, p);
       }
     }
-    writeCsv(project, runId, head.classes, outCsv);
+    writeCsv(project, runId, runner.classes, outCsv);
     const perClass: Record<string, number> = {};
     let ok = 0;
     let uncertain = 0;

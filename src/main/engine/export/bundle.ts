@@ -10,13 +10,15 @@ import type { ModelRecord } from '../../../shared/results.ts';
 import type { Project } from '../../store/project.ts';
 import { Backbone, featureGraph, fileSha256 } from '../backbones/backbone.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
-import { predictProba, type Head } from '../classify/heads.ts';
+import type { Head } from '../classify/heads.ts';
 import { argmax } from '../classify/linalg.ts';
 import { deserializeHead } from '../classify/serialize.ts';
 import { embedAll } from '../features/pipeline.ts';
 import { preprocessInto, tensorSize } from '../image/preprocess.ts';
-import { decodeModel, encodeModel } from '../onnx/model.ts';
-import { QueuedSession, ort } from '../onnx/session.ts';
+import { decodeModel, encodeModel, type OnnxModel } from '../onnx/model.ts';
+import type { PreprocessSpec } from '../../../shared/backbones.ts';
+import { OnnxClassifier } from '../finetune/onnx-classifier.ts';
+import { isFinetuned, loadModelRunner, type ModelRunner } from '../model-runner.ts';
 import { softwareVersions } from '../versions.ts';
 import { classifierGraph, HEAD_METADATA_KEY } from './classifier-graph.ts';
 import { modelCard } from './model-card.ts';
@@ -41,6 +43,13 @@ export function datasetFingerprint(items: { sha256: string; class: string }[]): 
   return crypto.createHash('sha256').update(lines.join('\n')).digest('hex');
 }
 
+/** A model of the project by id or unique prefix; NOT_FOUND otherwise. */
+export function findModel(project: Project, modelId: string): ModelRecord {
+  const model = project.models.find(modelId);
+  if (!model) throw new FewShotError('NOT_FOUND', `No trained model "${modelId}" in this project.`);
+  return model;
+}
+
 export function loadHead(project: Project, modelId: string): { model: ModelRecord; head: Head } {
   const model = project.models.find(modelId);
   const artefact = model ? project.models.artefact(model.id) : null;
@@ -59,45 +68,34 @@ function writeAtomic(file: string, data: string | Uint8Array): void {
 async function parityCheck(
   project: Project,
   model: ModelRecord,
-  head: Head,
-  backbone: Backbone,
+  runner: ModelRunner,
   onnx: Uint8Array,
+  spec: PreprocessSpec,
   limit: number,
 ): Promise<Parity> {
-  const session = await QueuedSession.create(onnx, { threads: 2 });
-  const size = tensorSize(backbone.spec);
-  const ids = model.trainingSet.slice(0, limit);
+  const exported = await OnnxClassifier.load(onnx, spec, { threads: 2 });
   let sameClass = 0;
   let maxDiff = 0;
   let n = 0;
   try {
-    const items = ids.map((t) => ({
-      item: t,
-      load: () => project.images.bytes(t.sha256) ?? Buffer.alloc(0),
-    }));
-    for await (const batch of embedAll(backbone, items, { batchSize: 16 })) {
+    const items = model.trainingSet
+      .slice(0, limit)
+      .map((t) => ({ item: t, load: () => project.images.bytes(t.sha256) ?? Buffer.alloc(0) }));
+    for await (const batch of embedAll(runner.embedder, items, { batchSize: 16 })) {
       for (const r of batch) {
         if (!r.ok) continue;
-        const app = predictProba(head, r.vector);
-        const input = new Float32Array(size);
-        await preprocessInto(project.images.bytes(r.item.sha256) as Buffer, backbone.spec, input, 0);
-        const { height: H, width: W, layout } = backbone.spec;
-        const out = await session.run({
-          [backbone.inputName]: new ort.Tensor(
-            'float32',
-            input,
-            layout === 'NCHW' ? [1, 3, H, W] : [1, H, W, 3],
-          ),
-        });
-        const exported = out.probabilities?.data as Float32Array;
-        if (argmax(exported) === argmax(app)) sameClass++;
+        const app = runner.probabilities(r.vector);
+        const input = new Float32Array(tensorSize(spec));
+        await preprocessInto(project.images.bytes(r.item.sha256) as Buffer, spec, input, 0);
+        const out = await exported.embed(input, 1);
+        if (argmax(out) === argmax(app)) sameClass++;
         for (let c = 0; c < app.length; c++)
-          maxDiff = Math.max(maxDiff, Math.abs((exported[c] as number) - (app[c] as number)));
+          maxDiff = Math.max(maxDiff, Math.abs((out[c] as number) - (app[c] as number)));
         n++;
       }
     }
   } finally {
-    await session.release();
+    await exported.release();
   }
   return {
     images: n,
@@ -115,7 +113,10 @@ export async function exportModel(
   outDir: string,
   options: { parityImages?: number } = {},
 ): Promise<ExportResult> {
-  const { model, head } = loadHead(project, modelId);
+  const model = project.models.find(modelId);
+  const artefact = model ? project.models.artefact(model.id) : null;
+  if (!model || !artefact)
+    throw new FewShotError('NOT_FOUND', `No trained model "${modelId}" in this project.`);
   if (entry.id !== model.backboneId || fileSha256(entry.path) !== model.backboneSha256) {
     throw new FewShotError(
       'MODEL_MISSING',
@@ -123,33 +124,47 @@ export async function exportModel(
     );
   }
   fs.mkdirSync(outDir, { recursive: true });
-  const features = featureGraph(decodeModel(fs.readFileSync(entry.path)), entry.output.name);
   const fingerprint = datasetFingerprint(model.trainingSet);
-  const graph = classifierGraph(features, head, {
+  const metadata = {
     'fewshot.model_id': model.id,
     'fewshot.strategy': model.strategy,
     'fewshot.backbone': model.backboneId,
     'fewshot.backbone_sha256': model.backboneSha256,
     'fewshot.seed': String(model.seed),
     'fewshot.dataset_fingerprint': fingerprint,
-    'fewshot.labels': JSON.stringify(head.classes),
-  });
+    'fewshot.labels': JSON.stringify(model.classes),
+  };
+  let graph: OnnxModel;
+  let head: Head | null = null;
+  if (isFinetuned(model)) {
+    // A fine-tuned model is already one graph, image to probabilities.
+    const g = decodeModel(artefact);
+    graph = { ...g, metadata: { ...g.metadata, ...metadata } };
+  } else {
+    head = deserializeHead(artefact);
+    graph = classifierGraph(
+      featureGraph(decodeModel(fs.readFileSync(entry.path)), entry.output.name),
+      head,
+      metadata,
+    );
+  }
   const onnx = encodeModel(graph);
   const modelSha256 = crypto.createHash('sha256').update(onnx).digest('hex');
   writeAtomic(path.join(outDir, 'model.onnx'), onnx);
   const spec = entry.input;
+  const C = model.classes.length;
   writeAtomic(
     path.join(outDir, 'preprocessing.json'),
     `${JSON.stringify(
       {
         input: {
-          name: backbone.inputName,
+          name: spec.name,
           layout: spec.layout,
           dtype: 'float32',
           shape:
             spec.layout === 'NCHW' ? ['N', 3, spec.height, spec.width] : ['N', spec.height, spec.width, 3],
         },
-        outputs: { probabilities: ['N', head.classes.length], logits: ['N', head.classes.length] },
+        outputs: { probabilities: ['N', C], logits: ['N', C] },
         steps: [
           {
             op: 'decode',
@@ -183,8 +198,14 @@ export async function exportModel(
       2,
     )}\n`,
   );
-  writeAtomic(path.join(outDir, 'labels.json'), `${JSON.stringify(head.classes, null, 2)}\n`);
-  const parity = await parityCheck(project, model, head, backbone, onnx, options.parityImages ?? 200);
+  writeAtomic(path.join(outDir, 'labels.json'), `${JSON.stringify(model.classes, null, 2)}\n`);
+  const runner = await loadModelRunner(project, model, backbone);
+  let parity: Parity;
+  try {
+    parity = await parityCheck(project, model, runner, onnx, spec, options.parityImages ?? 200);
+  } finally {
+    await runner.release();
+  }
   writeAtomic(path.join(outDir, 'parity.json'), `${JSON.stringify(parity, null, 2)}\n`);
   writeAtomic(
     path.join(outDir, 'model-card.md'),
@@ -228,6 +249,34 @@ export function importModelBundle(
   const headB64 = meta[HEAD_METADATA_KEY];
   const backboneId = meta['fewshot.backbone'];
   const backboneSha = meta['fewshot.backbone_sha256'];
+  const strategy = meta['fewshot.strategy'];
+  if ((strategy === 'last-stage' || strategy === 'full') && backboneId && backboneSha) {
+    const classes = JSON.parse(meta['fewshot.labels'] ?? '[]') as string[];
+    const entry = installed(backboneId);
+    if (fileSha256(entry.path) !== backboneSha)
+      throw new FewShotError(
+        'MODEL_MISSING',
+        `Backbone ${backboneId} is installed, but not the file this model was trained with.`,
+      );
+    return project.db.transaction(() => {
+      const id = project.models.insert({
+        name: `imported from ${path.basename(dir)}`,
+        backboneId,
+        backboneSha256: backboneSha,
+        strategy,
+        params: { importedFrom: path.basename(dir), sourceModelId: meta['fewshot.model_id'] ?? null },
+        seed: Number(meta['fewshot.seed'] ?? 0),
+        classes,
+        trainingSet: [],
+        metrics: null,
+        software: softwareVersions(),
+        artefact: fs.readFileSync(file),
+        jobId: null,
+      });
+      project.audit.append('import-model', { modelId: id, from: path.basename(dir) });
+      return id;
+    })();
+  }
   if (!headB64 || !backboneId || !backboneSha)
     throw new FewShotError(
       'MODEL_INVALID',

@@ -10,14 +10,14 @@ function pct(x: number): string {
 
 export function modelCard(a: {
   model: ModelRecord;
-  head: Head;
+  head: Head | null;
   fingerprint: string;
   modelSha256: string;
   parity: Parity;
   software: Record<string, string>;
   excluded: number;
 }): string {
-  const { model, head } = a;
+  const { model } = a;
   const counts = new Map<string, number>();
   for (const t of model.trainingSet) counts.set(t.class, (counts.get(t.class) ?? 0) + 1);
   const est = model.metrics as TrainResult['estimate'];
@@ -35,11 +35,11 @@ export function modelCard(a: {
 **Research use only — not for diagnosis.**
 
 ## Intended use
-Sorting and triage of images of the kinds it was trained on (${head.classes.join(', ')}), with a person
+Sorting and triage of images of the kinds it was trained on (${model.classes.join(', ')}), with a person
 reviewing uncertain results. Not a medical device.
 
 ## Model
-- Strategy: ${model.strategy} on frozen features of \`${model.backboneId}\` (sha256 \`${model.backboneSha256}\`)
+- Strategy: ${model.strategy}${model.strategy === 'last-stage' || model.strategy === 'full' ? ' (fine-tuned)' : ' on frozen features'} of \`${model.backboneId}\` (sha256 \`${model.backboneSha256}\`)
 - Parameters: ${Object.entries(model.params)
     .map(([k, v]) => `${k} = ${typeof v === 'number' ? Number(v.toPrecision(4)) : String(v)}`)
     .join('; ')}

@@ -1,7 +1,13 @@
 // The embedding pipeline: decodes batch k+1 while ONNX Runtime runs batch k, with two tensors in
 // rotation. A file that fails to decode fails alone; the batch goes on without it.
 
-import type { Backbone } from '../backbones/backbone.ts';
+import type { PreprocessSpec } from '../../../shared/backbones.ts';
+
+/** Anything that maps a batch of preprocessed images to one vector each: a backbone, a whole classifier. */
+export interface Embedder {
+  readonly spec: PreprocessSpec;
+  embed(batch: Float32Array, n: number): Promise<Float32Array>;
+}
 import { preprocessInto, tensorSize } from '../image/preprocess.ts';
 import { DEFAULT_LIMITS, type DecodeLimits } from '../image/decode.ts';
 import { toErrorData, type ErrorData, FewShotError } from '../../../shared/errors.ts';
@@ -28,7 +34,7 @@ interface Decoded<T> {
 
 /** Yields, batch by batch and in input order within each batch's successes, every item's features or error. */
 export async function* embedAll<T>(
-  backbone: Backbone,
+  backbone: Embedder,
   source: Iterable<PipelineItem<T>> | AsyncIterable<PipelineItem<T>>,
   options: PipelineOptions = {},
 ): AsyncGenerator<Embedded<T>[]> {

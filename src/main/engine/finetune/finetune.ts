@@ -10,7 +10,8 @@ import { FewShotError } from '../../../shared/errors.ts';
 import { augmentImage } from '../augment/augment.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
 import { fitTemperature } from '../classify/calibration.ts';
-import { denseHeadGraph } from '../export/classifier-graph.ts';
+import { classifierGraph } from '../export/classifier-graph.ts';
+import { fitLinear, type LinearHead } from '../classify/heads.ts';
 import { evalCrop, normalizeInto, tensorSize } from '../image/preprocess.ts';
 import { cutAt, findFeatureTensor } from '../onnx/graph.ts';
 import { decodeModel, encodeModel, type OnnxModel } from '../onnx/model.ts';
@@ -117,7 +118,7 @@ async function prefixInputs(
         batch.forEach((_, k) =>
           out[start + k]?.push({
             data: (t.data as Float32Array).slice(k * per, (k + 1) * per),
-            shape: t.dims.slice(1) as number[],
+            shape: t.dims.slice(1),
           }),
         );
       }
@@ -132,7 +133,7 @@ function toNhwc(items: CachedInput[]): tf.Tensor4D {
   const [c, h, w] = items[0]?.shape as [number, number, number];
   const flat = new Float32Array(items.length * c * h * w);
   items.forEach((it, i) => flat.set(it.data, i * c * h * w));
-  return tf.tidy(() => tf.transpose(tf.tensor4d(flat, [items.length, c, h, w]), [0, 2, 3, 1]) as tf.Tensor4D);
+  return tf.tidy(() => tf.transpose<tf.Tensor4D>(tf.tensor4d(flat, [items.length, c, h, w]), [0, 2, 3, 1]));
 }
 
 /** One epoch's order: every class equally often (minority images repeat), shuffled, seeded. */
@@ -184,27 +185,39 @@ export async function finetune(
 
   const tailStart = performance.now();
   const tail: TailGraph = buildTail(model, cut, features);
-  const featureDim = (tf.tidy(() => tail.forward(toNhwc([cached[0]?.[0] as CachedInput])).shape[1]) ??
-    0) as number;
-  const rng = new Rng(seed);
+  const labels = train.map((t) => t.label);
+  // Linear probing first (LP-FT): the head starts as the linear head fitted on the pretrained features
+  // of the evaluation crops (SimpleShot CL2N, weight decay by inner cross-validation), so fine-tuning
+  // starts from the linear solution instead of tearing the features up to fit a random head.
+  const initial: Float32Array[] = [];
+  for (let s = 0; s < cached.length; s += 32) {
+    const f = tf.tidy(() =>
+      tail.forward(toNhwc(cached.slice(s, s + 32).map((c) => c[0] as CachedInput))).arraySync(),
+    );
+    for (const row of f) initial.push(Float32Array.from(row));
+  }
+  const probe = fitLinear({ x: initial, y: labels, classes }, { seed });
+  const featureDim = probe.centre.length;
+  const centre = tf.tensor1d(Float32Array.from(probe.centre));
   const headW = tf.variable(
-    tf.tensor2d(
-      Float32Array.from({ length: featureDim * C }, () => rng.normal() * 0.01),
-      [featureDim, C],
-    ),
+    tf.transpose(tf.tensor2d(Float32Array.from(probe.weights), [C, featureDim])),
     true,
     'head.w',
   );
-  const headB = tf.variable(tf.zeros([C]), true, 'head.b');
+  const headB = tf.variable(tf.tensor1d(Float32Array.from(probe.bias)), true, 'head.b');
   const backboneVars = [...tail.variables.values()];
   const all = [headW, headB, ...backboneVars];
   const state = new Map<tf.Variable, { m: tf.Tensor; v: tf.Tensor }>(
     all.map((v) => [v, { m: tf.zerosLike(v), v: tf.zerosLike(v) }]),
   );
-  const labels = train.map((t) => t.label);
+  const rng = new Rng(seed);
   const stepsPerEpoch = Math.ceil(balancedOrder(labels, new Rng(seed)).length / batchSize);
   const totalSteps = epochs * stepsPerEpoch;
-  const logitsOf = (x: tf.Tensor4D): tf.Tensor2D => tf.add(tf.matMul(tail.forward(x), headW), headB);
+  const logitsOf = (x: tf.Tensor4D): tf.Tensor2D => {
+    const c = tf.sub(tail.forward(x), centre);
+    const q = tf.div(c, tf.maximum(tf.norm(c, 'euclidean', 1, true), 1e-12));
+    return tf.add(tf.matMul(q, headW), headB);
+  };
   const history: FinetuneResult['history'] = [];
   let best: { epoch: number; accuracy: number; values: Map<tf.Variable, Float32Array> } | null = null;
   let step = 0;
@@ -234,7 +247,7 @@ export async function finetune(
             smoothing / C,
           );
           const { value, grads } = tf.variableGrads(
-            () => tf.losses.softmaxCrossEntropy(y, logitsOf(x)) as tf.Scalar,
+            (): tf.Scalar => tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(y, logitsOf(x)),
             all,
           );
           for (const v of all) {
@@ -294,7 +307,7 @@ export async function finetune(
     }
     // Early stopping: keep the epoch that did best on the validation split.
     if (best) for (const [v, values] of best.values) v.assign(tf.tensor(values, v.shape));
-    let temperature = 1;
+    let temperature = probe.temperature;
     if (valCached.length >= 2) {
       const logits = tf.tidy(() => logitsOf(toNhwc(valCached.map((v) => v[0] as CachedInput))).arraySync());
       temperature = fitTemperature(
@@ -304,10 +317,17 @@ export async function finetune(
     }
     const trained = await writeBack(model, tail);
     const featureGraph = cutAt(trained, features);
-    const w = Float32Array.from(tf.tidy(() => tf.transpose(headW)).dataSync()); // [C, D] for Gemm transB
-    const b = Float32Array.from(headB.dataSync());
+    const head: LinearHead = {
+      ...probe,
+      weights: Float64Array.from(tf.tidy(() => tf.transpose(headW)).dataSync()), // [C, D]
+      bias: Float64Array.from(headB.dataSync()),
+      temperature,
+    };
     const onnx = encodeModel(
-      denseHeadGraph(featureGraph, w, b, temperature, classes, { 'fewshot.strategy': options.strategy }),
+      classifierGraph(featureGraph, head, {
+        'fewshot.strategy': options.strategy,
+        'fewshot.labels': JSON.stringify(classes),
+      }),
     );
     const hash = crypto.createHash('sha256');
     for (const v of all) hash.update(Buffer.from(v.dataSync().buffer));
@@ -343,6 +363,7 @@ export async function finetune(
     };
   } finally {
     tail.dispose();
+    centre.dispose();
     for (const st of state.values()) {
       st.m.dispose();
       st.v.dispose();

@@ -172,7 +172,9 @@ export function buildTail(model: OnnxModel, cut: string, features: string): Tail
         case 'MaxPool': {
           const [kh, kw] = intsAttr(n, 'kernel_shape', [1, 1]) as [number, number];
           const [sh, sw] = intsAttr(n, 'strides', [1, 1]) as [number, number];
-          let [pt, pl, pb, pr] = intsAttr(n, 'pads', [0, 0, 0, 0]) as [number, number, number, number];
+          const [pt, pl, pb0, pr0] = intsAttr(n, 'pads', [0, 0, 0, 0]) as [number, number, number, number];
+          let pb = pb0;
+          let pr = pr0;
           if (intAttr(n, 'ceil_mode', 0) === 1) {
             const [, h, w] = a.shape;
             pb += (sh - ((h + pt + pb - kh) % sh)) % sh;
@@ -191,7 +193,7 @@ export function buildTail(model: OnnxModel, cut: string, features: string): Tail
                   -1e30,
                 )
               : a;
-          y = tf.maxPool(padded as tf.Tensor4D, [kh, kw], [sh, sw], 'valid');
+          y = tf.maxPool(padded, [kh, kw], [sh, sw], 'valid');
           break;
         }
         case 'GlobalAveragePool':

@@ -9,6 +9,9 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 
 const require = createRequire(import.meta.url);
 
+// Production mode: no debug checks, and no console banner suggesting an online install.
+tf.env().set('PROD', true);
+
 export type TfBackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
 let chosen: Promise<TfBackendName> | null = null;
@@ -92,20 +95,10 @@ export function registerConvGradient(): void {
           dimRoundingMode: a.dimRoundingMode,
         };
         return {
-          x: () =>
-            tf
-              .engine()
-              .runKernel(tf.Conv2DBackpropInput, { dy, filter }, {
-                ...common,
-                inputShape: x.shape,
-              } as unknown as tf.NamedAttrMap) as tf.Tensor,
-          filter: () =>
-            tf
-              .engine()
-              .runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
-                ...common,
-                filterShape: filter.shape,
-              } as unknown as tf.NamedAttrMap) as tf.Tensor,
+          x: (): tf.Tensor =>
+            runKernel(tf.Conv2DBackpropInput, { dy, filter }, { ...common, inputShape: x.shape }),
+          filter: (): tf.Tensor =>
+            runKernel(tf.Conv2DBackpropFilter, { x, dy }, { ...common, filterShape: filter.shape }),
         };
       }
       return {
@@ -114,6 +107,11 @@ export function registerConvGradient(): void {
       };
     },
   });
+}
+
+/** A backend kernel by name, for the backends that have native conv backprop kernels. */
+function runKernel(name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown>): tf.Tensor {
+  return tf.engine().runKernel<tf.Tensor>(name, inputs, attrs as unknown as tf.NamedAttrMap);
 }
 
 type ConvInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
@@ -150,8 +148,8 @@ export function convBackpropFilter(
     const right = kw - W - left + sw * (ow - 1);
     const xt = padOrCrop(tf.transpose(x, [3, 1, 2, 0]), top, bottom, left, right); // [Ci, H', W', N]
     const f = tf.transpose(dy, [1, 2, 0, 3]); // [OH, OW, N, Co]
-    const r = tf.conv2d(xt, f as tf.Tensor4D, 1, 'valid', 'NHWC', [sh, sw]); // [Ci, KH, KW, Co]
-    return tf.transpose(r, [1, 2, 0, 3]) as tf.Tensor4D;
+    const r = tf.conv2d(xt, f, 1, 'valid', 'NHWC', [sh, sw]); // [Ci, KH, KW, Co]
+    return tf.transpose<tf.Tensor4D>(r, [1, 2, 0, 3]);
   });
 }
 
@@ -180,7 +178,7 @@ export function convBackpropInput(
         [0, 0],
       ]);
       d = tf.slice(
-        tf.reshape(p, [n, oh * sh, ow * sw, co]) as tf.Tensor4D,
+        tf.reshape<tf.Rank.R4>(p, [n, oh * sh, ow * sw, co]),
         [0, 0, 0, 0],
         [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, co],
       );
@@ -191,7 +189,7 @@ export function convBackpropInput(
     const padL = kw - 1 - left;
     const padB = H - hd - padT + kh - 1;
     const padR = W - wd - padL + kw - 1;
-    const w = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D; // [KH, KW, Co, Ci]
+    const w = tf.transpose<tf.Tensor4D>(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [KH, KW, Co, Ci]
     return tf.conv2d(padOrCrop(d, padT, padB, padL, padR), w, 1, 'valid');
   });
 }

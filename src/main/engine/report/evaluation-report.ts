@@ -261,7 +261,13 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
       input.curve.map((p) => [String(p.shots), formatEstimate(p.accuracy), String(p.episodes)]),
       [120, 200, 100],
     );
-  } else para(doc, 'Too few images per class for a learning curve.');
+  } else
+    para(
+      doc,
+      model.strategy === 'last-stage' || model.strategy === 'full'
+        ? 'No learning curve for a fine-tuned model: it would take one fine-tuning per point and episode.'
+        : 'Too few images per class for a learning curve.',
+    );
   if (input.roc) {
     heading(doc, `ROC curve (${ev.classes[1]} against ${ev.classes[0]})`);
     lineChart(

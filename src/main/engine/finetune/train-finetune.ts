@@ -1,0 +1,249 @@
+// Fine-tuned models in a project: training (with a group-aware validation split for early stopping and
+// calibration when every class has enough images), evaluation with any protocol (one fine-tuning per
+// split, predictions through ONNX Runtime), and the model record.
+
+import { FewShotError } from '../../../shared/errors.ts';
+import type { EvaluationResult, Prediction, Protocol, TrainResult } from '../../../shared/results.ts';
+import type { ImageRecord } from '../../store/images-repo.ts';
+import type { Project } from '../../store/project.ts';
+import type { ResolvedBackbone } from '../backbones/registry.ts';
+import { fileSha256 } from '../backbones/backbone.ts';
+import { argmax } from '../classify/linalg.ts';
+import { planSplits, splitUnit, summarize, type Unit } from '../evaluate/evaluate.ts';
+import { holdout } from '../evaluate/splits.ts';
+import { embedAll } from '../features/pipeline.ts';
+import { softwareVersions } from '../versions.ts';
+import { finetune, type FinetuneOptions, type FinetuneStrategy, type TrainingImage } from './finetune.ts';
+import { OnnxClassifier } from './onnx-classifier.ts';
+
+export interface FinetuneData {
+  images: ImageRecord[];
+  y: number[];
+  classes: string[];
+  groups: (string | null)[] | null;
+}
+
+export function finetuneData(project: Project): FinetuneData {
+  const images = project.images.list({ labelledOnly: true });
+  const classes = [...new Set(images.map((i) => i.className as string))].sort();
+  if (classes.length < 2)
+    throw new FewShotError('INVALID_INPUT', 'The project needs labelled images in at least two classes.');
+  const index = new Map(classes.map((c, i) => [c, i]));
+  return {
+    images,
+    y: images.map((i) => index.get(i.className as string) as number),
+    classes,
+    groups: images.some((i) => i.groupKey !== null) ? images.map((i) => i.groupKey) : null,
+  };
+}
+
+function trainingImages(
+  project: Project,
+  data: FinetuneData,
+  idx: number[],
+  classMap: Map<number, number>,
+): TrainingImage[] {
+  return idx.map((i) => {
+    const img = data.images[i] as ImageRecord;
+    return {
+      bytes: () => project.images.bytes(img.sha256) ?? new Uint8Array(0),
+      label: classMap.get(data.y[i] as number) as number,
+    };
+  });
+}
+
+/** Runs the exported graph on test images: probabilities over the split's classes, mapped to all classes. */
+async function predict(
+  project: Project,
+  data: FinetuneData,
+  onnx: Uint8Array,
+  entry: ResolvedBackbone,
+  test: number[],
+  sub: number[],
+): Promise<Prediction[]> {
+  const c = await OnnxClassifier.load(onnx, entry.input, { threads: 2 });
+  const out: Prediction[] = [];
+  try {
+    const items = test.map((i) => ({
+      item: i,
+      load: () => project.images.bytes((data.images[i] as ImageRecord).sha256) ?? new Uint8Array(0),
+    }));
+    for await (const batch of embedAll(c, items)) {
+      for (const r of batch) {
+        if (!r.ok) continue;
+        const local = r.vector;
+        const probabilities = data.classes.map((_, k) => {
+          const j = sub.indexOf(k);
+          return j >= 0 ? (local[j] as number) : 0;
+        });
+        out.push({
+          index: r.item,
+          id: (data.images[r.item] as ImageRecord).id,
+          truth: data.y[r.item] as number,
+          predicted: sub[argmax(local)] as number,
+          probabilities,
+        });
+      }
+    }
+  } finally {
+    await c.release();
+  }
+  return out;
+}
+
+export interface FinetuneRunOptions extends Omit<FinetuneOptions, 'onProgress' | 'strategy'> {
+  strategy: FinetuneStrategy;
+  onProgress?: (p: { phase: string; done: number; total: number; loss?: number }) => void;
+}
+
+export async function evaluateFinetune(
+  project: Project,
+  entry: ResolvedBackbone,
+  protocol: Protocol,
+  options: FinetuneRunOptions & { groupAware?: boolean },
+): Promise<EvaluationResult> {
+  const data = finetuneData(project);
+  const seed = options.seed ?? 0;
+  const groups = options.groupAware === false ? null : data.groups;
+  const { splits, pooled } = planSplits(data.y, groups, data.classes.length, protocol, seed);
+  const units: Unit[] = [];
+  for (const [k, sp] of splits.entries()) {
+    if (options.signal?.aborted) throw new FewShotError('CANCELLED', 'Evaluation cancelled.');
+    const sub = sp.classes ?? data.classes.map((_, c) => c);
+    const classMap = new Map(sub.map((c, i) => [c, i]));
+    const { onProgress: _progress, groupAware: _groups, ...ftOptions } = options;
+    const r = await finetune(
+      entry,
+      sub.map((c) => data.classes[c] as string),
+      trainingImages(project, data, sp.train, classMap),
+      { ...ftOptions, seed: sp.seed },
+    );
+    units.push(splitUnit(await predict(project, data, r.onnx, entry, sp.test, sub), data.classes));
+    options.onProgress?.({ phase: 'evaluating', done: k + 1, total: splits.length });
+  }
+  return summarize(
+    data,
+    { strategy: options.strategy, protocol, seed, groupAware: groups !== null, pooled, splits },
+    units,
+  );
+}
+
+export async function trainFinetuneModel(
+  project: Project,
+  entry: ResolvedBackbone,
+  options: FinetuneRunOptions & { name?: string },
+): Promise<TrainResult> {
+  const started = performance.now();
+  const seed = options.seed ?? 0;
+  const data = finetuneData(project);
+  const jobId = project.jobs.create('train', { backbone: entry.id, strategy: options.strategy, seed });
+  try {
+    const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
+    // A validation split (groups kept whole) for early stopping and the temperature, when every class
+    // can spare images for it; otherwise the fixed number of epochs.
+    const all = data.y.map((_, i) => i);
+    const split =
+      Math.min(...counts) >= 10
+        ? holdout(data.y, data.groups, 0.2, seed, data.classes.length)
+        : { train: all, test: [] as number[] };
+    const identity = new Map(data.classes.map((_, c) => [c, c]));
+    const result = await finetune(
+      entry,
+      data.classes,
+      trainingImages(project, data, split.train, identity),
+      {
+        ...options,
+        onProgress: (p) =>
+          options.onProgress?.({
+            phase: `epoch ${p.epoch}/${p.epochs}`,
+            done: p.step,
+            total: p.steps,
+            loss: p.loss,
+          }),
+      },
+      trainingImages(project, data, split.test, identity),
+    );
+    let estimate: TrainResult['estimate'] = null;
+    if (split.test.length) {
+      const preds = await predict(
+        project,
+        data,
+        result.onnx,
+        entry,
+        split.test,
+        data.classes.map((_, c) => c),
+      );
+      const ev = summarize(
+        data,
+        {
+          strategy: options.strategy,
+          protocol: { kind: 'holdout', testFraction: 0.2 },
+          seed,
+          groupAware: data.groups !== null,
+          pooled: true,
+          splits: [{ ...split, seed }],
+        },
+        [splitUnit(preds, data.classes)],
+      );
+      estimate = {
+        accuracy: ev.accuracy,
+        balancedAccuracy: ev.balancedAccuracy,
+        macroF1: ev.macroF1,
+        protocol: ev.protocol,
+      };
+    }
+    const params: Record<string, unknown> = {
+      ...result.settings,
+      temperature: result.temperature,
+      bestEpoch: result.bestEpoch,
+      history: result.history,
+      backend: `TensorFlow.js ${result.backend} (tail), onnxruntime-node (frozen prefix and inference)`,
+      trainable: result.trainable.length,
+      weightsSha256: result.weightsSha256,
+      prefixSeconds: Number(result.seconds.prefix.toFixed(2)),
+      tailSeconds: Number(result.seconds.tail.toFixed(2)),
+      trainingSeconds: Number(((performance.now() - started) / 1000).toFixed(2)),
+      validationImages: split.test.length,
+    };
+    const trainSet = split.train.map((i) => data.images[i] as ImageRecord);
+    const modelId = project.db.transaction(() => {
+      const id = project.models.insert({
+        name: options.name ?? `${options.strategy} on ${entry.id}`,
+        backboneId: entry.id,
+        backboneSha256: fileSha256(entry.path),
+        strategy: options.strategy,
+        params,
+        seed,
+        classes: data.classes,
+        trainingSet: trainSet.map((i) => ({ id: i.id, sha256: i.sha256, class: i.className as string })),
+        metrics: estimate,
+        software: softwareVersions(),
+        artefact: Buffer.from(result.onnx),
+        jobId,
+      });
+      project.audit.append('train', {
+        modelId: id,
+        strategy: options.strategy,
+        backbone: entry.id,
+        images: trainSet.length,
+        seed,
+      });
+      project.jobs.finish(jobId, 'done', { modelId: id });
+      return id;
+    })();
+    return {
+      modelId,
+      strategy: options.strategy,
+      backbone: entry.id,
+      classes: data.classes,
+      images: trainSet.length,
+      seed,
+      params,
+      estimate,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } catch (e) {
+    project.jobs.fail(jobId, e);
+    throw e;
+  }
+}
