@@ -9,7 +9,15 @@ import { buildResNet18 } from '../../src/main/engine/backbones/resnet18.ts';
 import { evalCrop, normalizeInto, tensorSize } from '../../src/main/engine/image/preprocess.ts';
 import { decodeModel, encodeModel } from '../../src/main/engine/onnx/model.ts';
 import { QueuedSession, ort } from '../../src/main/engine/onnx/session.ts';
-import { BCCD, GENERATED_MODELS, needsShared, SQUEEZENET, tmpDir, useModelDirs } from '../helpers/env.ts';
+import {
+  BCCD,
+  GENERATED_MODELS,
+  needsShared,
+  SHARED_MODELS,
+  SQUEEZENET,
+  tmpDir,
+  useModelDirs,
+} from '../helpers/env.ts';
 import { runReference } from '../helpers/reference-onnx.ts';
 
 before(() => {
@@ -137,7 +145,59 @@ test('the registry lists installed and missing backbones with how to install', {
   assert.match(byId.get('resnet18-imagenet')?.install ?? '', /fewshot models add/);
   assert.equal(byId.get(SQUEEZENET)?.present, true);
   assert.equal(byId.get(SQUEEZENET)?.featureDim, 512);
-  assert.equal(byId.get('mobilenetv2_035-imagenet')?.supported, false);
+  assert.equal(byId.get('mobilenetv2_035-imagenet')?.supported, true); // TF.js layers models are converted to ONNX on load
   assert.throws(() => resolveBackbone('resnet18-imagenet'), /not installed/);
   assert.throws(() => resolveBackbone('nope'), /No backbone "nope"/);
 });
+
+test(
+  'a TF.js layers MobileNetV2 converts to an ONNX backbone whose features equal TF.js',
+  { skip: needsShared, timeout: 120_000 },
+  async () => {
+    const tf = await import('@tensorflow/tfjs');
+    const { convertTfjsLayers } = await import('../../src/main/engine/backbones/tfjs-import.ts');
+    const dir = path.join(SHARED_MODELS, 'mobilenetv2_035-imagenet-tfjs');
+    const converted = convertTfjsLayers(path.join(dir, 'model.json'));
+    assert.deepEqual([converted.architecture, converted.featureDim], ['mobilenet_v2', 1280]);
+    assert.ok(
+      converted.model.graph.nodes.some(
+        (n) =>
+          n.opType === 'Conv' && n.attributes.some((a) => a.name === 'group' && a.type === 'int' && a.i > 1),
+      ),
+      'depthwise convolutions become grouped Conv',
+    );
+    const session = await QueuedSession.create(encodeModel(converted.model), { threads: 2 });
+    const nhwc = new Float32Array(224 * 224 * 3).map((_, i) => Math.sin(i * 0.01));
+    const nchw = new Float32Array(nhwc.length);
+    for (let y = 0; y < 224; y++)
+      for (let x = 0; x < 224; x++)
+        for (let c = 0; c < 3; c++) nchw[c * 224 * 224 + y * 224 + x] = nhwc[(y * 224 + x) * 3 + c] as number;
+    const onnxOut = (await session.run({ input: new ort.Tensor('float32', nchw, [1, 3, 224, 224]) })).features
+      ?.data as Float32Array;
+    await session.release();
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')) as {
+      modelTopology: object;
+      weightsManifest: { weights: never[] }[];
+    };
+    const weights = fs.readFileSync(path.join(dir, 'weights.bin'));
+    tf.env().set('PROD', true);
+    const m = await tf.loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: json.modelTopology,
+        weightSpecs: (json.weightsManifest[0] as { weights: never[] }).weights,
+        weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
+      }),
+    );
+    const inner = (m.layers[0] as unknown as { layers: { predict(x: unknown): unknown }[] }).layers[0] as {
+      predict(x: unknown): unknown;
+    };
+    const tfOut = tf.mean(inner.predict(tf.tensor4d(nhwc, [1, 224, 224, 3])) as never, [1, 2]).dataSync();
+    assertClose(onnxOut, tfOut, 1e-4);
+
+    // The shared manifest's TF.js entry now loads like any backbone.
+    const b = await Backbone.load(resolveBackbone('mobilenetv2_035-imagenet'), { threads: 2 });
+    backbones.push(b);
+    assert.equal(b.dim, 1280);
+    assert.equal(b.spec.layout, 'NCHW');
+  },
+);

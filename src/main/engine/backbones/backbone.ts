@@ -2,6 +2,8 @@
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
+import { convertTfjsLayers } from './tfjs-import.ts';
 import type { PreprocessSpec } from '../../../shared/backbones.ts';
 import { FewShotError } from '../../../shared/errors.ts';
 import { cutAt, dataInputs, findFeatureTensor } from '../onnx/graph.ts';
@@ -36,6 +38,22 @@ export function featureGraph(model: OnnxModel, outputName?: string): OnnxModel {
   return cutAt(model, findFeatureTensor(model));
 }
 
+/** The backbone's ONNX graph: read from its file, or converted from a TF.js layers model. */
+export function backboneGraph(entry: ResolvedBackbone): OnnxModel {
+  try {
+    return entry.format === 'tfjs-layers'
+      ? convertTfjsLayers(entry.path).model
+      : decodeModel(fs.readFileSync(entry.path));
+  } catch (e) {
+    if (e instanceof FewShotError) throw e;
+    throw new FewShotError(
+      'MODEL_INVALID',
+      `Backbone "${entry.id}" is not a readable model: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+}
+
 export class Backbone {
   private constructor(
     readonly id: string,
@@ -49,22 +67,14 @@ export class Backbone {
 
   static async load(entry: ResolvedBackbone, options: SessionOptions = {}): Promise<Backbone> {
     const sha256 = fileSha256(entry.path);
-    if (entry.sha256 && entry.sha256 !== sha256) {
+    const checked = entry.sha256Of ? fileSha256(path.join(path.dirname(entry.path), entry.sha256Of)) : sha256;
+    if (entry.sha256 && entry.sha256 !== checked) {
       throw new FewShotError(
         'MODEL_INVALID',
         `Backbone "${entry.id}" does not match its manifest's sha256 (file changed or damaged).`,
       );
     }
-    let model: OnnxModel;
-    try {
-      model = decodeModel(fs.readFileSync(entry.path));
-    } catch (e) {
-      throw new FewShotError(
-        'MODEL_INVALID',
-        `Backbone "${entry.id}" is not a readable ONNX file: ${(e as Error).message}`,
-        { cause: e },
-      );
-    }
+    const model = backboneGraph(entry);
     const cut = featureGraph(model, entry.output.name);
     const inputs = dataInputs(cut);
     if (inputs.length !== 1)

@@ -2,6 +2,8 @@
 // the seeded ResNet18 used by tests and benchmarks.
 
 import fs from 'node:fs';
+import os from 'node:os';
+import { convertTfjsLayers } from './tfjs-import.ts';
 import path from 'node:path';
 import {
   BackboneEntrySchema,
@@ -138,35 +140,46 @@ export interface AddOptions {
 
 export async function addOnnxBackbone(file: string, options: AddOptions): Promise<BackboneEntry> {
   if (!fs.existsSync(file)) throw new FewShotError('NOT_FOUND', `No file at ${file}.`);
-  const presetName = options.preset ?? 'imagenet';
+  // A TF.js layers model (model.json + weights) is converted to ONNX first; MobileNet-style networks
+  // expect x/127.5 − 1, so that is the default preset for them.
+  const fromTfjs = file.endsWith('.json');
+  const presetName = options.preset ?? (fromTfjs ? 'tf-inception' : 'imagenet');
   const preset = PRESETS[presetName];
   if (!preset)
     throw new FewShotError(
       'INVALID_INPUT',
       `Unknown preset "${presetName}"; use one of ${Object.keys(PRESETS).join(', ')}.`,
     );
-  const info = await inspectOnnxBackbone(file);
-  const id =
-    options.id ??
-    path
-      .basename(file, path.extname(file))
-      .toLowerCase()
-      .replace(/[^a-z0-9._-]+/g, '-');
-  const dest = path.join(options.dir, id, 'model.onnx');
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  writeAtomic(dest, fs.readFileSync(file));
-  const entry: BackboneEntry = {
-    id,
-    architecture: info.architecture,
-    format: 'onnx',
-    file: `${id}/model.onnx`,
-    sha256: fileSha256(dest),
-    input: { ...preset, name: info.inputName, layout: info.layout, height: info.height, width: info.width },
-    output: { dim: info.dim },
-    source: `added from ${path.basename(file)}`,
-  };
-  upsertManifestEntry(options.dir, entry);
-  return entry;
+  const converted = fromTfjs ? convertTfjsLayers(file) : null;
+  const work = converted ? fs.mkdtempSync(path.join(os.tmpdir(), 'fsl-convert-')) : null;
+  const source = converted && work ? path.join(work, 'model.onnx') : file;
+  try {
+    if (converted) fs.writeFileSync(source, encodeModel(converted.model));
+    const info = await inspectOnnxBackbone(source);
+    const defaultName = converted
+      ? path.basename(path.dirname(path.resolve(file)))
+      : path.basename(file, path.extname(file));
+    const id = options.id ?? defaultName.toLowerCase().replace(/[^a-z0-9._-]+/g, '-');
+    const dest = path.join(options.dir, id, 'model.onnx');
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    writeAtomic(dest, fs.readFileSync(source));
+    const entry: BackboneEntry = {
+      id,
+      architecture: converted?.architecture ?? info.architecture,
+      format: 'onnx',
+      file: `${id}/model.onnx`,
+      sha256: fileSha256(dest),
+      input: { ...preset, name: info.inputName, layout: info.layout, height: info.height, width: info.width },
+      output: { dim: info.dim },
+      source: converted
+        ? `converted to ONNX from the TF.js layers model ${path.basename(file)}`
+        : `added from ${path.basename(file)}`,
+    };
+    upsertManifestEntry(options.dir, entry);
+    return entry;
+  } finally {
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  }
 }
 
 /** Writes the seeded ResNet18 into `dir` (a models folder) unless it is already there. */

@@ -106,7 +106,20 @@ export function listResolved(problems: ManifestProblem[] = []): ResolvedBackbone
 }
 
 export function isSupportedFormat(format: BackboneEntry['format']): boolean {
-  return format === 'onnx';
+  return format === 'onnx' || format === 'tfjs-layers';
+}
+
+/**
+ * A TF.js layers backbone is converted to ONNX when loaded (NCHW, input "input", output "features");
+ * its entry is described as the converted graph, so every consumer sees one kind of backbone.
+ */
+function asConverted(entry: ResolvedBackbone): ResolvedBackbone {
+  if (entry.format !== 'tfjs-layers') return entry;
+  return {
+    ...entry,
+    input: { ...entry.input, name: 'input', layout: 'NCHW' },
+    output: { ...entry.output, name: 'features' },
+  };
 }
 
 export function listBackbones(problems: ManifestProblem[] = []): BackboneInfo[] {
@@ -135,11 +148,16 @@ export function resolveBackbone(id: string): ResolvedBackbone {
       `Backbone "${id}" is not installed (expected ${entry.path}).${entry.install ? ` ${entry.install}` : ''}`,
     );
   }
+  if (entry.format === 'tfjs-layers' && entry.sha256 && entry.sha256Of) {
+    const weights = path.join(path.dirname(entry.path), entry.sha256Of);
+    if (!fs.existsSync(weights))
+      throw new FewShotError('MODEL_MISSING', `Backbone "${id}" lacks ${entry.sha256Of}.`);
+  }
   if (!isSupportedFormat(entry.format)) {
     throw new FewShotError(
       'MODEL_INVALID',
       `Backbone "${id}" is a ${entry.format} model; this build runs ONNX backbones only.`,
     );
   }
-  return entry;
+  return asConverted(entry);
 }

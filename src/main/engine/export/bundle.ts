@@ -8,7 +8,7 @@ import path from 'node:path';
 import { FewShotError } from '../../../shared/errors.ts';
 import type { ModelRecord } from '../../../shared/results.ts';
 import type { Project } from '../../store/project.ts';
-import { Backbone, featureGraph, fileSha256 } from '../backbones/backbone.ts';
+import { Backbone, backboneGraph, featureGraph, fileSha256 } from '../backbones/backbone.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
 import type { Head } from '../classify/heads.ts';
 import { argmax } from '../classify/linalg.ts';
@@ -142,11 +142,7 @@ export async function exportModel(
     graph = { ...g, metadata: { ...g.metadata, ...metadata } };
   } else {
     head = deserializeHead(artefact);
-    graph = classifierGraph(
-      featureGraph(decodeModel(fs.readFileSync(entry.path)), entry.output.name),
-      head,
-      metadata,
-    );
+    graph = classifierGraph(featureGraph(backboneGraph(entry), entry.output.name), head, metadata);
   }
   const onnx = encodeModel(graph);
   const modelSha256 = crypto.createHash('sha256').update(onnx).digest('hex');

@@ -4,17 +4,17 @@
 // validation split), and the result is written back into a copy of the ONNX graph with its new head.
 
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import type { AugmentSpec } from '../../../shared/augment.ts';
 import { FewShotError } from '../../../shared/errors.ts';
 import { augmentImage } from '../augment/augment.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
+import { backboneGraph } from '../backbones/backbone.ts';
 import { fitTemperature } from '../classify/calibration.ts';
 import { classifierGraph } from '../export/classifier-graph.ts';
 import { fitLinear, type LinearHead } from '../classify/heads.ts';
 import { evalCrop, normalizeInto, tensorSize } from '../image/preprocess.ts';
 import { cutAt, findFeatureTensor } from '../onnx/graph.ts';
-import { decodeModel, encodeModel, type OnnxModel } from '../onnx/model.ts';
+import { encodeModel, type OnnxModel } from '../onnx/model.ts';
 import { QueuedSession, ort } from '../onnx/session.ts';
 import { Rng } from '../random.ts';
 import { buildTail, lastStageCut, writeBack, type TailGraph } from './tail-graph.ts';
@@ -171,7 +171,7 @@ export async function finetune(
   const C = classes.length;
   if (C < 2) throw new FewShotError('INVALID_INPUT', 'At least two classes are needed.');
 
-  const model = decodeModel(fs.readFileSync(entry.path));
+  const model = backboneGraph(entry);
   const features = entry.output.name ?? findFeatureTensor(model);
   const cut =
     options.strategy === 'full'
