@@ -219,3 +219,41 @@ test(
     );
   },
 );
+
+test(
+  'a run stopped after a checkpoint resumes to the same weights as an uninterrupted run',
+  { timeout: 180_000 },
+  async () => {
+    const entry = resolveBackbone(needsShared ? 'resnet18-random' : SQUEEZENET);
+    const { classes, items } = await images(3);
+    const opts = {
+      strategy: 'last-stage' as const,
+      epochs: 4,
+      augment: DEFAULT_AUGMENT,
+      seed: 5,
+      views: 2,
+      batchSize: 4,
+    };
+    const whole = await finetune(entry, classes, items, opts);
+
+    let stored: Buffer | null = null;
+    const saves: number[] = [];
+    const crashing = {
+      load: () => stored,
+      save: (epoch: number, state: Buffer) => {
+        stored = state;
+        saves.push(epoch);
+        if (epoch === 2) throw new Error('power cut after epoch 2');
+      },
+    };
+    await assert.rejects(finetune(entry, classes, items, { ...opts, checkpoint: crashing }), /power cut/);
+    assert.deepEqual(saves, [1, 2]);
+    const resumed = await finetune(entry, classes, items, {
+      ...opts,
+      checkpoint: { load: () => stored, save: (e, s) => ((stored = s), saves.push(e)) },
+    });
+    assert.deepEqual(saves, [1, 2, 3, 4], 'only the remaining epochs ran');
+    assert.equal(resumed.history.length, 4);
+    assert.equal(resumed.weightsSha256, whole.weightsSha256);
+  },
+);

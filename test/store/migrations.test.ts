@@ -154,10 +154,16 @@ test('a project is copied beside itself before its schema is upgraded, and can b
       db.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL) STRICT'),
   };
   openDatabase(file, { migrations: [...MIGRATIONS, next] }).close();
-  const backups = fs.readdirSync(dir).filter((f) => f.startsWith('up.fsl.v1-') && f.endsWith('.backup'));
+  const backups = fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith(`up.fsl.v${latestSchemaVersion()}-`) && f.endsWith('.backup'));
   assert.equal(backups.length, 1, 'one copy before the upgrade');
   const old = new Database(path.join(dir, backups[0] as string), { readonly: true });
-  assert.equal(old.pragma('user_version', { simple: true }), 1, 'the copy is the old version');
+  assert.equal(
+    old.pragma('user_version', { simple: true }),
+    latestSchemaVersion(),
+    'the copy is the old version',
+  );
   assert.equal((old.prepare('SELECT count(*) AS n FROM classes').get() as { n: number }).n, 1);
   old.close();
 
@@ -169,4 +175,22 @@ test('a project is copied beside itself before its schema is upgraded, and can b
   assert.equal(copy.pragma('integrity_check', { simple: true }), 'ok');
   assert.equal((copy.prepare('SELECT name FROM classes').get() as { name: string }).name, 'A');
   copy.close();
+});
+
+test('migration 0002 adds the checkpoints table to a version-1 project, keeping its data', () => {
+  const file = path.join(tmpDir(), 'v1.fsl');
+  const db = openDatabase(file, { create: true, migrations: MIGRATIONS.filter((m) => m.version <= 1) });
+  db.prepare('INSERT INTO classes (name, created_at) VALUES (?, ?)').run('kept', 't');
+  db.close();
+  const up = openDatabase(file);
+  assert.equal(up.pragma('user_version', { simple: true }), 2);
+  assert.match(tables(up).get('checkpoints') ?? '', /STRICT/);
+  assert.equal((up.prepare('SELECT name FROM classes').get() as { name: string }).name, 'kept');
+  up.close();
+  const p = Project.open(file);
+  p.saveCheckpoint('k', 3, Buffer.from('state'));
+  assert.deepEqual(p.checkpoint('k'), { epoch: 3, state: Buffer.from('state') });
+  p.dropCheckpoint('k');
+  assert.equal(p.checkpoint('k'), null);
+  p.close();
 });

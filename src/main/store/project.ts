@@ -61,6 +61,27 @@ export class Project {
     await this.db.backup(dest);
   }
 
+  /** The last checkpoint saved under `key`, or null. */
+  checkpoint(key: string): { epoch: number; state: Buffer } | null {
+    return (
+      this.db
+        .prepare<[string], { epoch: number; state: Buffer }>(
+          'SELECT epoch, state FROM checkpoints WHERE key = ?',
+        )
+        .get(key) ?? null
+    );
+  }
+
+  saveCheckpoint(key: string, epoch: number, state: Buffer): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO checkpoints (key, epoch, state, updated_at) VALUES (?, ?, ?, ?)')
+      .run(key, epoch, state, nowIso());
+  }
+
+  dropCheckpoint(key: string): void {
+    this.db.prepare('DELETE FROM checkpoints WHERE key = ?').run(key);
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }

@@ -38,6 +38,8 @@ export interface FinetuneOptions {
   seed?: number;
   device?: 'cpu' | 'gpu' | 'auto';
   signal?: AbortSignal;
+  /** Where the state after each epoch is kept, so a killed run resumes where it stopped. */
+  checkpoint?: CheckpointStore;
   onProgress?: (p: {
     epoch: number;
     epochs: number;
@@ -46,6 +48,11 @@ export interface FinetuneOptions {
     loss: number;
     validationAccuracy?: number;
   }) => void;
+}
+
+export interface CheckpointStore {
+  load(): Buffer | null;
+  save(epoch: number, state: Buffer): void;
 }
 
 export interface TrainingImage {
@@ -221,9 +228,50 @@ export async function finetune(
   const history: FinetuneResult['history'] = [];
   let best: { epoch: number; accuracy: number; values: Map<tf.Variable, Float32Array> } | null = null;
   let step = 0;
+  let startEpoch = 0;
+  const toB64 = (a: Float32Array): string =>
+    Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+  const fromB64 = (b: string): Float32Array => {
+    const raw = Buffer.from(b, 'base64');
+    const out = new Float32Array(raw.length / 4);
+    new Uint8Array(out.buffer).set(raw);
+    return out;
+  };
+  const saved = options.checkpoint?.load();
+  if (saved) {
+    // Resume: weights, optimiser moments, step, history and best epoch as they were after the last
+    // completed epoch; the sampling RNG is replayed through those epochs, so the run continues exactly.
+    const st = JSON.parse(saved.toString('utf8')) as {
+      epoch: number;
+      step: number;
+      vars: string[];
+      m: string[];
+      v: string[];
+      history: FinetuneResult['history'];
+      best: { epoch: number; accuracy: number; values: string[] } | null;
+    };
+    all.forEach((v, i) => {
+      v.assign(tf.tensor(fromB64(st.vars[i] as string), v.shape));
+      const s2 = state.get(v) as { m: tf.Tensor; v: tf.Tensor };
+      s2.m.dispose();
+      s2.v.dispose();
+      s2.m = tf.keep(tf.tensor(fromB64(st.m[i] as string), v.shape));
+      s2.v = tf.keep(tf.tensor(fromB64(st.v[i] as string), v.shape));
+    });
+    step = st.step;
+    startEpoch = st.epoch;
+    history.push(...st.history);
+    if (st.best)
+      best = {
+        epoch: st.best.epoch,
+        accuracy: st.best.accuracy,
+        values: new Map(all.map((v, i) => [v, fromB64(st.best?.values[i] as string)])),
+      };
+    for (let e = 0; e < startEpoch; e++) balancedOrder(labels, rng);
+  }
 
   try {
-    for (let epoch = 0; epoch < epochs; epoch++) {
+    for (let epoch = startEpoch; epoch < epochs; epoch++) {
       const order = balancedOrder(labels, rng);
       let lossSum = 0;
       for (let s = 0; s < order.length; s += batchSize) {
@@ -296,6 +344,24 @@ export async function finetune(
         }
       }
       history.push(entryH);
+      if (options.checkpoint) {
+        const state2 = {
+          epoch: epoch + 1,
+          step,
+          vars: all.map((v) => toB64(v.dataSync() as Float32Array)),
+          m: all.map((v) => toB64((state.get(v) as { m: tf.Tensor }).m.dataSync() as Float32Array)),
+          v: all.map((v) => toB64((state.get(v) as { v: tf.Tensor }).v.dataSync() as Float32Array)),
+          history,
+          best: best
+            ? {
+                epoch: best.epoch,
+                accuracy: best.accuracy,
+                values: all.map((v) => toB64(best?.values.get(v) as Float32Array)),
+              }
+            : null,
+        };
+        options.checkpoint.save(epoch + 1, Buffer.from(JSON.stringify(state2)));
+      }
       options.onProgress?.({
         epoch: epoch + 1,
         epochs,

@@ -3,6 +3,7 @@
 // split, predictions through ONNX Runtime), and the model record.
 
 import { FewShotError } from '../../../shared/errors.ts';
+import crypto from 'node:crypto';
 import type { EvaluationResult, Prediction, Protocol, TrainResult } from '../../../shared/results.ts';
 import type { ImageRecord } from '../../store/images-repo.ts';
 import type { Project } from '../../store/project.ts';
@@ -147,6 +148,20 @@ export async function trainFinetuneModel(
         ? holdout(data.y, data.groups, 0.2, seed, data.classes.length)
         : { train: all, test: [] as number[] };
     const identity = new Map(data.classes.map((_, c) => [c, c]));
+    // One key per (settings, data): rerunning the same command after a crash resumes from its checkpoint.
+    const { signal: _s, onProgress: _p, ...settings } = options;
+    const key = crypto
+      .createHash('sha256')
+      .update(
+        JSON.stringify({
+          settings,
+          backbone: fileSha256(entry.path),
+          train: split.train.map((i) => [data.images[i]?.sha256, data.y[i]]),
+          validation: split.test.map((i) => data.images[i]?.sha256),
+        }),
+      )
+      .digest('hex');
+    const resumedFrom = project.checkpoint(key)?.epoch ?? 0;
     const result = await finetune(
       entry,
       data.classes,
@@ -160,6 +175,10 @@ export async function trainFinetuneModel(
             total: p.steps,
             loss: p.loss,
           }),
+        checkpoint: {
+          load: () => project.checkpoint(key)?.state ?? null,
+          save: (epoch, state) => project.saveCheckpoint(key, epoch, state),
+        },
       },
       trainingImages(project, data, split.test, identity),
     );
@@ -204,6 +223,7 @@ export async function trainFinetuneModel(
       tailSeconds: Number(result.seconds.tail.toFixed(2)),
       trainingSeconds: Number(((performance.now() - started) / 1000).toFixed(2)),
       validationImages: split.test.length,
+      resumedFromEpoch: resumedFrom,
     };
     const trainSet = split.train.map((i) => data.images[i] as ImageRecord);
     const modelId = project.db.transaction(() => {
@@ -229,6 +249,7 @@ export async function trainFinetuneModel(
         seed,
       });
       project.jobs.finish(jobId, 'done', { modelId: id });
+      project.dropCheckpoint(key);
       return id;
     })();
     return {
