@@ -169,7 +169,7 @@ async function gradients(backend: 'cpu' | 'wasm'): Promise<Map<string, Float32Ar
     [2, 8],
   );
   const { grads } = tf.variableGrads(
-    () => tf.sum(tf.mul(tail.forward(nhwc()), target)) as tf.Scalar,
+    (): tf.Scalar => tf.sum<tf.Scalar>(tf.mul(tail.forward(nhwc()), target)),
     [...tail.variables.values()],
   );
   const out = new Map<string, Float32Array>();
