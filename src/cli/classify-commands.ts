@@ -43,6 +43,7 @@ function finetuneOptions(ctx: CliContext, strategy: FinetuneStrategy): FinetuneR
     lrBackbone: numberOption(ctx, 'lr-backbone', lr / 10),
     augment: augmentOption(ctx),
     seed: intOption(ctx, 'seed', 0, true),
+    ...(ctx.options['adapt-bn'] ? { adaptBatchNorm: true } : {}),
     ...(device ? { device: device as 'cpu' | 'gpu' | 'auto' } : {}),
     onProgress: (pr) =>
       ctx.progress(

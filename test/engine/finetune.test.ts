@@ -257,3 +257,37 @@ test(
     assert.equal(resumed.weightsSha256, whole.weightsSha256);
   },
 );
+
+test(
+  'with adapted BatchNorm, the running statistics of the trained stage change and are written back',
+  { timeout: 180_000 },
+  async () => {
+    const entry = resolveBackbone('resnet18-random');
+    const { classes, items } = await images(3);
+    const r = await finetune(entry, classes, items, {
+      strategy: 'last-stage',
+      epochs: 1,
+      augment: DEFAULT_AUGMENT,
+      seed: 2,
+      views: 1,
+      batchSize: 9,
+      adaptBatchNorm: true,
+    });
+    assert.equal(r.settings.batchNorm, 'statistics adapted (batch statistics in training)');
+    const original = new Map(
+      decodeModel(fs.readFileSync(entry.path)).graph.initializers.map((t) => [t.name, t.raw]),
+    );
+    const trained = decodeModel(r.onnx).graph.initializers;
+    const stat = (name: string) => Buffer.from(trained.find((t) => t.name === name)?.raw ?? []);
+    assert.ok(
+      !stat('layer4.1.bn2.running_mean').equals(Buffer.from(original.get('layer4.1.bn2.running_mean') ?? [])),
+      'layer4 statistics adapted',
+    );
+    assert.ok(
+      stat('layer3.1.bn2.running_mean').equals(Buffer.from(original.get('layer3.1.bn2.running_mean') ?? [])),
+      'earlier statistics untouched',
+    );
+    const c = await OnnxClassifier.load(r.onnx, entry.input);
+    await c.release();
+  },
+);

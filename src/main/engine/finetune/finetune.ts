@@ -38,6 +38,8 @@ export interface FinetuneOptions {
   seed?: number;
   device?: 'cpu' | 'gpu' | 'auto';
   signal?: AbortSignal;
+  /** Let BatchNorm use batch statistics while training and update its running ones (default: frozen). */
+  adaptBatchNorm?: boolean;
   /** Where the state after each epoch is kept, so a killed run resumes where it stopped. */
   checkpoint?: CheckpointStore;
   onProgress?: (p: {
@@ -191,7 +193,9 @@ export async function finetune(
   const prefixSeconds = (performance.now() - started) / 1000;
 
   const tailStart = performance.now();
-  const tail: TailGraph = buildTail(model, cut, features);
+  const tail: TailGraph = buildTail(model, cut, features, {
+    adaptBatchNorm: options.adaptBatchNorm ?? false,
+  });
   const labels = train.map((t) => t.label);
   // Linear probing first (LP-FT): the head starts as the linear head fitted on the pretrained features
   // of the evaluation crops (SimpleShot CL2N, weight decay by inner cross-validation), so fine-tuning
@@ -220,8 +224,8 @@ export async function finetune(
   const rng = new Rng(seed);
   const stepsPerEpoch = Math.ceil(balancedOrder(labels, new Rng(seed)).length / batchSize);
   const totalSteps = epochs * stepsPerEpoch;
-  const logitsOf = (x: tf.Tensor4D): tf.Tensor2D => {
-    const c = tf.sub(tail.forward(x), centre);
+  const logitsOf = (x: tf.Tensor4D, training = false): tf.Tensor2D => {
+    const c = tf.sub(tail.forward(x, training), centre);
     const q = tf.div(c, tf.maximum(tf.norm(c, 'euclidean', 1, true), 1e-12));
     return tf.add(tf.matMul(q, headW), headB);
   };
@@ -242,6 +246,7 @@ export async function finetune(
     // Resume: weights, optimiser moments, step, history and best epoch as they were after the last
     // completed epoch; the sampling RNG is replayed through those epochs, so the run continues exactly.
     const st = JSON.parse(saved.toString('utf8')) as {
+      stats?: string[];
       epoch: number;
       step: number;
       vars: string[];
@@ -258,6 +263,9 @@ export async function finetune(
       s2.m = tf.keep(tf.tensor(fromB64(st.m[i] as string), v.shape));
       s2.v = tf.keep(tf.tensor(fromB64(st.v[i] as string), v.shape));
     });
+    [...tail.statistics.values()].forEach((v, i) =>
+      v.assign(tf.tensor(fromB64(st.stats?.[i] as string), v.shape)),
+    );
     step = st.step;
     startEpoch = st.epoch;
     history.push(...st.history);
@@ -295,7 +303,7 @@ export async function finetune(
             smoothing / C,
           );
           const { value, grads } = tf.variableGrads(
-            (): tf.Scalar => tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(y, logitsOf(x)),
+            (): tf.Scalar => tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(y, logitsOf(x, true)),
             all,
           );
           for (const v of all) {
@@ -352,6 +360,7 @@ export async function finetune(
           m: all.map((v) => toB64((state.get(v) as { m: tf.Tensor }).m.dataSync() as Float32Array)),
           v: all.map((v) => toB64((state.get(v) as { v: tf.Tensor }).v.dataSync() as Float32Array)),
           history,
+          stats: [...tail.statistics.values()].map((v) => toB64(v.dataSync() as Float32Array)),
           best: best
             ? {
                 epoch: best.epoch,
@@ -396,7 +405,7 @@ export async function finetune(
       }),
     );
     const hash = crypto.createHash('sha256');
-    for (const v of all) hash.update(Buffer.from(v.dataSync().buffer));
+    for (const v of [...all, ...tail.statistics.values()]) hash.update(Buffer.from(v.dataSync().buffer));
     const tailSeconds = (performance.now() - tailStart) / 1000;
     return {
       onnx,
@@ -421,7 +430,9 @@ export async function finetune(
         labelSmoothing: smoothing,
         schedule: 'cosine',
         sampling: 'class-balanced',
-        batchNorm: 'statistics frozen',
+        batchNorm: options.adaptBatchNorm
+          ? 'statistics adapted (batch statistics in training)'
+          : 'statistics frozen',
         augment: options.augment,
         cut,
         seed,

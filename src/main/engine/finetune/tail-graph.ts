@@ -21,7 +21,10 @@ export interface TailGraph {
   nodes: OnnxNode[];
   /** Trainable tensors by ONNX initializer name (conv weights as HWIO). */
   variables: Map<string, tf.Variable>;
-  forward(x: tf.Tensor4D): tf.Tensor2D;
+  /** `training` with adapted BatchNorm: normalise by the batch and update the running statistics. */
+  forward(x: tf.Tensor4D, training?: boolean): tf.Tensor2D;
+  /** BatchNorm running statistics, when they adapt (written back with the weights). */
+  statistics: Map<string, tf.Variable>;
   dispose(): void;
 }
 
@@ -58,11 +61,17 @@ export function tailNodes(model: OnnxModel, cut: string, features: string): Onnx
   return model.graph.nodes.filter((n) => need.has(n) && !prefix.has(n));
 }
 
-export function buildTail(model: OnnxModel, cut: string, features: string): TailGraph {
+export function buildTail(
+  model: OnnxModel,
+  cut: string,
+  features: string,
+  options: { adaptBatchNorm?: boolean } = {},
+): TailGraph {
   const nodes = tailNodes(model, cut, features);
   const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
   const variables = new Map<string, tf.Variable>();
   const constants = new Map<string, tf.Tensor>();
+  const statistics = new Map<string, tf.Variable>();
   const trainable = (name: string, shape: number[], layout: 'conv' | 'plain'): tf.Variable => {
     const existing = variables.get(name);
     if (existing) return existing;
@@ -97,8 +106,11 @@ export function buildTail(model: OnnxModel, cut: string, features: string): Tail
     } else if (n.opType === 'BatchNormalization') {
       trainable(n.inputs[1] as string, [], 'plain');
       trainable(n.inputs[2] as string, [], 'plain');
-      constant(n.inputs[3] as string);
-      constant(n.inputs[4] as string);
+      for (const stat of [n.inputs[3] as string, n.inputs[4] as string]) {
+        const c = constant(stat);
+        if (options.adaptBatchNorm && !statistics.has(stat))
+          statistics.set(stat, tf.variable(c, false, `s:${stat}`));
+      }
     } else if (
       !['Relu', 'Clip', 'Add', 'Concat', 'MaxPool', 'GlobalAveragePool', 'Flatten'].includes(n.opType)
     ) {
@@ -109,7 +121,7 @@ export function buildTail(model: OnnxModel, cut: string, features: string): Tail
     }
   }
 
-  function forward(x: tf.Tensor4D): tf.Tensor2D {
+  function forward(x: tf.Tensor4D, training = false): tf.Tensor2D {
     const env = new Map<string, tf.Tensor>([[cut, x]]);
     const get = (name: string | undefined): tf.Tensor => {
       const v = name === undefined ? undefined : env.get(name);
@@ -140,10 +152,22 @@ export function buildTail(model: OnnxModel, cut: string, features: string): Tail
             tf.Variable,
             tf.Variable,
           ];
-          const [m, v] = [constants.get(n.inputs[3] as string), constants.get(n.inputs[4] as string)] as [
-            tf.Tensor,
-            tf.Tensor,
-          ];
+          const runMean = statistics.get(n.inputs[3] as string);
+          const runVar = statistics.get(n.inputs[4] as string);
+          let m: tf.Tensor;
+          let v: tf.Tensor;
+          if (training && runMean && runVar) {
+            // Adapted statistics: this batch's, while the running ones follow with ONNX's momentum.
+            const moments = tf.moments(a, [0, 1, 2]);
+            m = moments.mean;
+            v = moments.variance;
+            const k = floatAttr(n, 'momentum', 0.9);
+            runMean.assign(tf.add(tf.mul(runMean, k), tf.mul(m, 1 - k)));
+            runVar.assign(tf.add(tf.mul(runVar, k), tf.mul(v, 1 - k)));
+          } else {
+            m = runMean ?? (constants.get(n.inputs[3] as string) as tf.Tensor);
+            v = runVar ?? (constants.get(n.inputs[4] as string) as tf.Tensor);
+          }
           y = tf.add(tf.mul(tf.sub(a, m), tf.mul(g, tf.rsqrt(tf.add(v, eps)))), b);
           break;
         }
@@ -218,7 +242,9 @@ export function buildTail(model: OnnxModel, cut: string, features: string): Tail
     nodes,
     variables,
     forward,
+    statistics,
     dispose: () => {
+      for (const v of statistics.values()) v.dispose();
       for (const v of variables.values()) v.dispose();
       for (const c of constants.values()) c.dispose();
     },
@@ -228,7 +254,7 @@ export function buildTail(model: OnnxModel, cut: string, features: string): Tail
 /** A copy of the model with the tail's trained values in place of its initializers; nothing else changes. */
 export async function writeBack(model: OnnxModel, tail: TailGraph): Promise<OnnxModel> {
   const values = new Map<string, Float32Array>();
-  for (const [name, v] of tail.variables) {
+  for (const [name, v] of [...tail.variables, ...tail.statistics]) {
     const t = v.rank === 4 ? tf.transpose(v, [3, 2, 0, 1]) : v; // HWIO → OIHW
     values.set(name, Float32Array.from(await t.data()));
     if (t !== v) t.dispose();
