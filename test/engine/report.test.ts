@@ -274,3 +274,33 @@ test(
     }
   },
 );
+
+test(
+  'export of a last-stage model: the stored graph reproduces itself, with preprocessing and card',
+  { skip, timeout: 180_000 },
+  async () => {
+    const { trainFinetuneModel } = await import('../../src/main/engine/finetune/train-finetune.ts');
+    const { DEFAULT_AUGMENT } = await import('../../src/shared/augment.ts');
+    const entry = resolveBackbone(SQUEEZENET);
+    const r = await trainFinetuneModel(project, entry, {
+      strategy: 'last-stage',
+      epochs: 2,
+      seed: 4,
+      views: 2,
+      augment: DEFAULT_AUGMENT,
+    });
+    assert.equal(r.strategy, 'last-stage');
+    assert.ok(r.estimate, 'a validation split gives an estimate (≥ 10 images per class)');
+    const dir = path.join(tmpDir(), 'bundle-last-stage');
+    const e = await exportModel(project, r.modelId, entry, backbone, dir);
+    assert.ok(
+      e.parity.passed && e.parity.images > 0 && e.parity.maxProbabilityDifference <= 1e-4,
+      JSON.stringify(e.parity),
+    );
+    assert.match(fs.readFileSync(path.join(dir, 'model-card.md'), 'utf8'), /last-stage \(fine-tuned\)/);
+    const other = Project.create(path.join(tmpDir(), 'import-last-stage.fsl'));
+    const id = importModelBundle(other, dir, resolveBackbone);
+    assert.equal(other.models.get(id)?.strategy, 'last-stage');
+    other.close();
+  },
+);
