@@ -291,3 +291,53 @@ test(
     await c.release();
   },
 );
+
+test(
+  'MobileNetV2 (converted from TF.js) last-stage: the last inverted-residual block and Conv_1 train, depthwise included',
+  { skip: needsShared, timeout: 180_000 },
+  async () => {
+    const entry = resolveBackbone('mobilenetv2_035-imagenet');
+    const { classes, items } = await images(3);
+    const r = await finetune(entry, classes, items, {
+      strategy: 'last-stage',
+      epochs: 2,
+      augment: DEFAULT_AUGMENT,
+      seed: 1,
+      views: 2,
+    });
+    assert.ok(r.trainable.includes('block_16_depthwise.weight'), r.trainable.join(','));
+    assert.ok(
+      r.trainable.every((n) => n.startsWith('block_16_') || n.startsWith('Conv_1')),
+      r.trainable.join(','),
+    );
+    const trained = decodeModel(r.onnx);
+    const cut = lastStageCut(trained, 'mobilenet_v2');
+    const x = new Float32Array(tensorSize(entry.input));
+    normalizeInto(await evalCrop((items[0] as TrainingImage).bytes(), entry.input), entry.input, x, 0);
+    const prefix = await QueuedSession.create(encodeModel(cutAt(trained, cut)));
+    const mid = (await prefix.run({ input: new ort.Tensor('float32', x, [1, 3, 224, 224]) }))[
+      cut
+    ] as ort.Tensor;
+    await prefix.release();
+    const full = await QueuedSession.create(encodeModel(cutAt(trained, 'features')));
+    const ortFeatures = (await full.run({ input: new ort.Tensor('float32', x, [1, 3, 224, 224]) })).features
+      ?.data as Float32Array;
+    await full.release();
+    const tail = buildTail(trained, cut, 'features');
+    const tfFeatures = tf
+      .tidy(() =>
+        tail.forward(
+          tf.transpose(
+            tf.tensor4d(mid.data as Float32Array, mid.dims as [number, number, number, number]),
+            [0, 2, 3, 1],
+          ),
+        ),
+      )
+      .dataSync();
+    tail.dispose();
+    let worst = 0;
+    for (let i = 0; i < ortFeatures.length; i++)
+      worst = Math.max(worst, Math.abs((ortFeatures[i] as number) - (tfFeatures[i] as number)));
+    assert.ok(worst < 1e-4, `TF.js vs ORT: ${worst}`);
+  },
+);

@@ -102,3 +102,40 @@ test('the Conv2D gradient matches finite differences', async () => {
     );
   }
 });
+
+test('depthwise convolution gradients on wasm (tap sums and a flipped depthwise convolution) equal the cpu backend', async () => {
+  for (const c of [
+    { h: 7, w: 7, k: 3, stride: 1, pad: 'same' as const },
+    { h: 9, w: 8, k: 3, stride: 2, pad: 'valid' as const },
+    { h: 8, w: 8, k: 3, stride: 2, pad: 'same' as const },
+  ]) {
+    const ch = 5;
+    const xs = values(2 * c.h * c.w * ch, 7);
+    const ws = values(c.k * c.k * ch, 8);
+    const run = async (backend: 'cpu' | 'wasm'): Promise<Float32Array[]> => {
+      await initTf(backend);
+      const x = tf.tensor4d(xs, [2, c.h, c.w, ch]);
+      const w = tf.tensor4d(ws, [c.k, c.k, ch, 1]);
+      const y = tf.depthwiseConv2d(x, w, c.stride, c.pad);
+      const r = tf.tensor(values(y.size, 9), y.shape);
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad), r)),
+      )([x, w]);
+      return [
+        (await (dx as tf.Tensor).data()) as Float32Array,
+        (await (dw as tf.Tensor).data()) as Float32Array,
+      ];
+    };
+    const cpu = await run('cpu');
+    const wasm = await run('wasm');
+    for (let k = 0; k < 2; k++) {
+      let worst = 0;
+      for (let i = 0; i < (cpu[k] as Float32Array).length; i++)
+        worst = Math.max(
+          worst,
+          Math.abs(((cpu[k] as Float32Array)[i] as number) - ((wasm[k] as Float32Array)[i] as number)),
+        );
+      assert.ok(worst < 1e-4, `${JSON.stringify(c)} ${k ? 'dW' : 'dx'}: ${worst}`);
+    }
+  }
+});

@@ -446,7 +446,11 @@ export function recommend(p: Project): Output<'train.recommend'> {
   const medianShots = sorted.length ? (sorted[Math.floor((sorted.length - 1) / 2)] as number) : 0;
   const partial = listBackbones().some(
     (b) =>
-      b.present && b.supported && (b.architecture === 'resnet18' || b.architecture.startsWith('squeezenet')),
+      b.present &&
+      b.supported &&
+      (b.architecture === 'resnet18' ||
+        b.architecture.startsWith('squeezenet') ||
+        b.architecture.startsWith('mobilenet_v2')),
   );
   let strategy: Output<'train.recommend'>['strategy'];
   let reason: string;
@@ -455,7 +459,7 @@ export function recommend(p: Project): Output<'train.recommend'> {
     reason = `The smallest class has ${minShots} image${minShots === 1 ? '' : 's'}: with 1–2 images per class a class mean is steadier than anything fitted.`;
   } else if (minShots <= 5 || !partial) {
     strategy = 'linear';
-    reason = `The smallest class has ${minShots} images: too few to change the network itself; a linear head on its features is the safe choice${partial ? '' : ' (partial fine-tuning needs a ResNet18 or SqueezeNet backbone)'}.`;
+    reason = `The smallest class has ${minShots} images: too few to change the network itself; a linear head on its features is the safe choice${partial ? '' : ' (partial fine-tuning needs a ResNet18, SqueezeNet or MobileNetV2 backbone)'}.`;
   } else if (minShots <= 20) {
     strategy = 'last-stage';
     reason = `The smallest class has ${minShots} images: enough to adapt the last stage of the network to your images, while the earlier layers stay as pretrained.`;
@@ -483,11 +487,11 @@ export function recommend(p: Project): Output<'train.recommend'> {
       },
       {
         strategy: 'last-stage',
-        label: 'Partial unfreeze (last stage: ResNet18 layer4, SqueezeNet fire9)',
+        label: 'Partial unfreeze (last stage: ResNet18 layer4, SqueezeNet fire9, MobileNetV2 block 16)',
         available: partial,
         note: partial
           ? 'Retrains the last stage and a new head with augmentation; the rest stays frozen.'
-          : 'Needs a ResNet18 or SqueezeNet backbone.',
+          : 'Needs a ResNet18, SqueezeNet or MobileNetV2 backbone.',
       },
       {
         strategy: 'full',

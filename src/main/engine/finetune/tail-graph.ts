@@ -25,6 +25,8 @@ export interface TailGraph {
   forward(x: tf.Tensor4D, training?: boolean): tf.Tensor2D;
   /** BatchNorm running statistics, when they adapt (written back with the weights). */
   statistics: Map<string, tf.Variable>;
+  /** Names of depthwise convolution weights (held as [kh, kw, C, 1]). */
+  depthwise: Set<string>;
   dispose(): void;
 }
 
@@ -35,11 +37,13 @@ export function lastStageCut(model: OnnxModel, architecture: string): string {
       ? ['layer4.']
       : architecture.startsWith('squeezenet')
         ? ['fire9/', 'fire9.']
-        : [];
+        : architecture.startsWith('mobilenet_v2')
+          ? ['block_16_'] // the last inverted-residual block, then Conv_1 to the 1280 features
+          : [];
   if (!prefixes.length)
     throw new FewShotError(
       'INVALID_INPUT',
-      `Partial fine-tuning is defined for ResNet18 (layer4) and SqueezeNet (fire9), not ${architecture}.`,
+      `Partial fine-tuning is defined for ResNet18 (layer4), SqueezeNet (fire9) and MobileNetV2 (block 16), not ${architecture}.`,
     );
   const first = model.graph.nodes.find(
     (n) =>
@@ -72,13 +76,20 @@ export function buildTail(
   const variables = new Map<string, tf.Variable>();
   const constants = new Map<string, tf.Tensor>();
   const statistics = new Map<string, tf.Variable>();
-  const trainable = (name: string, shape: number[], layout: 'conv' | 'plain'): tf.Variable => {
+  const depthwise = new Set<string>();
+  // Depthwise weights [C, 1, kh, kw] are held as TF.js's [kh, kw, C, 1].
+  const trainable = (name: string, shape: number[], layout: 'conv' | 'depthwise' | 'plain'): tf.Variable => {
     const existing = variables.get(name);
     if (existing) return existing;
     const t = inits.get(name);
     if (!t) throw new FewShotError('MODEL_INVALID', `Missing initializer ${name}.`);
     const raw = tf.tensor(tensorFloats(t), t.dims);
-    const v = tf.variable(layout === 'conv' ? tf.transpose(raw, [2, 3, 1, 0]) : raw, true, `t:${name}`);
+    const v = tf.variable(
+      layout === 'plain' ? raw : tf.transpose(raw, layout === 'conv' ? [2, 3, 1, 0] : [2, 3, 0, 1]),
+      true,
+      `t:${name}`,
+    );
+    if (layout === 'depthwise') depthwise.add(name);
     raw.dispose();
     void shape;
     variables.set(name, v);
@@ -96,12 +107,14 @@ export function buildTail(
   };
   for (const n of nodes) {
     if (n.opType === 'Conv') {
-      if (intAttr(n, 'group', 1) !== 1)
+      const group = intAttr(n, 'group', 1);
+      const weight = inits.get(n.inputs[1] as string);
+      if (group !== 1 && !(weight && weight.dims[1] === 1 && weight.dims[0] === group))
         throw new FewShotError(
           'MODEL_INVALID',
-          `Grouped convolution (${n.name}) is not supported for fine-tuning yet.`,
+          `Grouped convolution (${n.name}) other than depthwise is not supported for fine-tuning.`,
         );
-      trainable(n.inputs[1] as string, [], 'conv');
+      trainable(n.inputs[1] as string, [], group === 1 ? 'conv' : 'depthwise');
       if (n.inputs[2]) trainable(n.inputs[2], [], 'plain');
     } else if (n.opType === 'BatchNormalization') {
       trainable(n.inputs[1] as string, [], 'plain');
@@ -142,7 +155,10 @@ export function buildTail(
             [pl, pr],
             [0, 0],
           ];
-          y = tf.conv2d(a, w, [sh, sw], pt + pb + pl + pr === 0 ? 'valid' : pad);
+          const padding = pt + pb + pl + pr === 0 ? 'valid' : pad;
+          y = depthwise.has(n.inputs[1] as string)
+            ? tf.depthwiseConv2d(a, w, [sh, sw], padding)
+            : tf.conv2d(a, w, [sh, sw], padding);
           if (n.inputs[2]) y = tf.add(y, variables.get(n.inputs[2]) as tf.Variable);
           break;
         }
@@ -243,6 +259,7 @@ export function buildTail(
     variables,
     forward,
     statistics,
+    depthwise,
     dispose: () => {
       for (const v of statistics.values()) v.dispose();
       for (const v of variables.values()) v.dispose();
@@ -255,7 +272,7 @@ export function buildTail(
 export async function writeBack(model: OnnxModel, tail: TailGraph): Promise<OnnxModel> {
   const values = new Map<string, Float32Array>();
   for (const [name, v] of [...tail.variables, ...tail.statistics]) {
-    const t = v.rank === 4 ? tf.transpose(v, [3, 2, 0, 1]) : v; // HWIO → OIHW
+    const t = v.rank === 4 ? tf.transpose(v, tail.depthwise.has(name) ? [2, 3, 0, 1] : [3, 2, 0, 1]) : v; // → OIHW
     values.set(name, Float32Array.from(await t.data()));
     if (t !== v) t.dispose();
   }

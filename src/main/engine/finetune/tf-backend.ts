@@ -60,6 +60,7 @@ let registered = false;
 export function registerConvGradient(): void {
   if (registered) return;
   registered = true;
+  registerDepthwiseGradient();
   tf.registerGradient({
     kernelName: tf.Conv2D,
     inputsToSave: ['x', 'filter'],
@@ -112,6 +113,140 @@ export function registerConvGradient(): void {
 /** A backend kernel by name, for the backends that have native conv backprop kernels. */
 function runKernel(name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown>): tf.Tensor {
   return tf.engine().runKernel<tf.Tensor>(name, inputs, attrs as unknown as tf.NamedAttrMap);
+}
+
+/**
+ * Depthwise convolutions (multiplier 1) on wasm, which has no depthwise backprop kernels: the filter
+ * gradient is, per tap, a strided window of x times dy summed over batch and space; the input gradient
+ * is a depthwise convolution of the stride-dilated dy with the flipped filter.
+ */
+function registerDepthwiseGradient(): void {
+  tf.registerGradient({
+    kernelName: tf.DepthwiseConv2dNative,
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dyIn, saved, attrs) => {
+      const dy = dyIn as tf.Tensor4D;
+      const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const a = attrs as unknown as {
+        strides: number | [number, number];
+        pad:
+          | 'valid'
+          | 'same'
+          | number
+          | [[number, number], [number, number], [number, number], [number, number]];
+        dilations: number | [number, number];
+        dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      };
+      const info = tf.backend_util.computeConv2DInfo(
+        x.shape,
+        filter.shape,
+        a.strides,
+        a.dilations ?? 1,
+        a.pad,
+        a.dimRoundingMode,
+        true,
+      );
+      if (
+        tf.getBackend() !== 'wasm' ||
+        filter.shape[3] !== 1 ||
+        info.dilationHeight !== 1 ||
+        info.dilationWidth !== 1
+      ) {
+        const common = {
+          strides: a.strides,
+          pad: a.pad,
+          dilations: a.dilations,
+          dimRoundingMode: a.dimRoundingMode,
+        };
+        return {
+          x: (): tf.Tensor =>
+            runKernel(
+              tf.DepthwiseConv2dNativeBackpropInput,
+              { dy, filter },
+              { ...common, inputShape: x.shape },
+            ),
+          filter: (): tf.Tensor =>
+            runKernel(
+              tf.DepthwiseConv2dNativeBackpropFilter,
+              { x, dy },
+              { ...common, filterShape: filter.shape },
+            ),
+        };
+      }
+      return {
+        x: () => depthwiseBackpropInput(dy, filter, x.shape, info),
+        filter: () => depthwiseBackpropFilter(x, dy, filter.shape, info),
+      };
+    },
+  });
+}
+
+export function depthwiseBackpropFilter(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: [number, number, number, number],
+  info: ConvInfo,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [kh, kw, c] = filterShape;
+    const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow } = info;
+    const { top, left } = info.padInfo;
+    const [n, H, W] = x.shape;
+    const needH = kh - 1 + (oh - 1) * sh + 1;
+    const needW = kw - 1 + (ow - 1) * sw + 1;
+    const xp = padOrCrop(x, top, Math.max(0, needH - H - top), left, Math.max(0, needW - W - left));
+    const taps: tf.Tensor[] = [];
+    for (let i = 0; i < kh; i++)
+      for (let j = 0; j < kw; j++) {
+        const win = tf.stridedSlice(
+          xp,
+          [0, i, j, 0],
+          [n, i + (oh - 1) * sh + 1, j + (ow - 1) * sw + 1, c],
+          [1, sh, sw, 1],
+        );
+        taps.push(tf.sum(tf.mul(win, dy), [0, 1, 2]));
+      }
+    return tf.reshape<tf.Rank.R4>(tf.stack(taps), [kh, kw, c, 1]);
+  });
+}
+
+export function depthwiseBackpropInput(
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  xShape: [number, number, number, number],
+  info: ConvInfo,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [n, H, W] = xShape;
+    const [kh, kw] = filter.shape;
+    const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow } = info;
+    const { top, left } = info.padInfo;
+    const c = dy.shape[3];
+    let d: tf.Tensor4D = dy;
+    if (sh > 1 || sw > 1) {
+      const e = tf.reshape(dy, [n, oh, 1, ow, 1, c]);
+      const p = tf.pad(e, [
+        [0, 0],
+        [0, 0],
+        [0, sh - 1],
+        [0, 0],
+        [0, sw - 1],
+        [0, 0],
+      ]);
+      d = tf.slice(
+        tf.reshape<tf.Rank.R4>(p, [n, oh * sh, ow * sw, c]),
+        [0, 0, 0, 0],
+        [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, c],
+      );
+    }
+    const hd = (oh - 1) * sh + 1;
+    const wd = (ow - 1) * sw + 1;
+    const padT = kh - 1 - top;
+    const padL = kw - 1 - left;
+    const padB = H - hd - padT + kh - 1;
+    const padR = W - wd - padL + kw - 1;
+    return tf.depthwiseConv2d(padOrCrop(d, padT, padB, padL, padR), tf.reverse(filter, [0, 1]), 1, 'valid');
+  });
 }
 
 type ConvInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
