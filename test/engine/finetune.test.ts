@@ -341,3 +341,30 @@ test(
     assert.ok(worst < 1e-4, `TF.js vs ORT: ${worst}`);
   },
 );
+
+test(
+  'with under 10 images per class the number of epochs is chosen by cross-validation',
+  { skip: needsShared, timeout: 180_000 },
+  async () => {
+    const { trainFinetuneModel } = await import('../../src/main/engine/finetune/train-finetune.ts');
+    const root = tmpDir('fsl-small-ft-');
+    for (const c of ['WBC', 'RBC', 'Platelets']) {
+      fs.mkdirSync(path.join(root, c));
+      for (const f of fs.readdirSync(path.join(BCCD, c)).sort().slice(0, 5))
+        fs.copyFileSync(path.join(BCCD, c, f), path.join(root, c, f));
+    }
+    const p = Project.create(path.join(tmpDir(), 'small.fsl'));
+    await importFolder(p, root);
+    const r = await trainFinetuneModel(p, resolveBackbone(SQUEEZENET), {
+      strategy: 'last-stage',
+      epochs: 3,
+      seed: 2,
+      views: 1,
+      augment: DEFAULT_AUGMENT,
+    });
+    assert.match(String(r.params.epochsChosenBy), /cross-validation/);
+    assert.ok(typeof r.params.epochs === 'number' && r.params.epochs >= 1 && r.params.epochs <= 3);
+    assert.equal(r.images, 15, 'every image trains the final model');
+    p.close();
+  },
+);

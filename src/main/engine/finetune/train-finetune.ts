@@ -129,6 +129,45 @@ export async function evaluateFinetune(
   );
 }
 
+/**
+ * With too few images to hold a validation split out, the epoch count is chosen by 3-fold
+ * cross-validation (groups kept whole): the epoch with the best mean held-out accuracy.
+ */
+async function crossValidatedEpochs(
+  project: Project,
+  entry: ResolvedBackbone,
+  data: FinetuneData,
+  options: FinetuneRunOptions,
+): Promise<number> {
+  const max = options.epochs ?? 10;
+  const { splits } = planSplits(
+    data.y,
+    data.groups,
+    data.classes.length,
+    { kind: 'kfold', folds: 3 },
+    options.seed ?? 0,
+  );
+  const sums = new Array<number>(max).fill(0);
+  const identity = new Map(data.classes.map((_, c) => [c, c]));
+  const { onProgress: _p, ...ft } = options;
+  for (const [k, sp] of splits.entries()) {
+    const r = await finetune(
+      entry,
+      data.classes,
+      trainingImages(project, data, sp.train, identity),
+      { ...ft, epochs: max, seed: sp.seed },
+      trainingImages(project, data, sp.test, identity),
+    );
+    r.history.forEach((h, e) => (sums[e] = (sums[e] as number) + (h.validationAccuracy ?? 0)));
+    options.onProgress?.({ phase: 'choosing the number of epochs', done: k + 1, total: splits.length });
+  }
+  let best = 0;
+  sums.forEach((v, e) => {
+    if (v > (sums[best] as number) + 1e-9) best = e;
+  });
+  return best + 1;
+}
+
 export async function trainFinetuneModel(
   project: Project,
   entry: ResolvedBackbone,
@@ -141,13 +180,19 @@ export async function trainFinetuneModel(
   try {
     const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
     // A validation split (groups kept whole) for early stopping and the temperature, when every class
-    // can spare images for it; otherwise the fixed number of epochs.
+    // can spare images for it; with fewer, the number of epochs is chosen by cross-validation.
     const all = data.y.map((_, i) => i);
     const split =
       Math.min(...counts) >= 10
         ? holdout(data.y, data.groups, 0.2, seed, data.classes.length)
         : { train: all, test: [] as number[] };
     const identity = new Map(data.classes.map((_, c) => [c, c]));
+    let epochsChosenBy = split.test.length ? 'early stopping on a validation split' : 'fixed';
+    if (!split.test.length && Math.min(...counts) >= 3) {
+      const epochs = await crossValidatedEpochs(project, entry, data, options);
+      epochsChosenBy = `3-fold cross-validation (best of 1–${options.epochs ?? 10})`;
+      options = { ...options, epochs };
+    }
     // One key per (settings, data): rerunning the same command after a crash resumes from its checkpoint.
     const { signal: _s, onProgress: _p, ...settings } = options;
     const key = crypto
@@ -224,6 +269,7 @@ export async function trainFinetuneModel(
       trainingSeconds: Number(((performance.now() - started) / 1000).toFixed(2)),
       validationImages: split.test.length,
       resumedFromEpoch: resumedFrom,
+      epochsChosenBy,
     };
     const trainSet = split.train.map((i) => data.images[i] as ImageRecord);
     const modelId = project.db.transaction(() => {
