@@ -240,71 +240,47 @@ export function importModelBundle(
 ): string {
   const file = path.join(dir, 'model.onnx');
   if (!fs.existsSync(file)) throw new FewShotError('NOT_FOUND', `No model.onnx in ${dir}.`);
-  const onnx = decodeModel(fs.readFileSync(file));
-  const meta = onnx.metadata;
+  const meta = decodeModel(fs.readFileSync(file)).metadata;
   const headB64 = meta[HEAD_METADATA_KEY];
   const backboneId = meta['fewshot.backbone'];
   const backboneSha = meta['fewshot.backbone_sha256'];
   const strategy = meta['fewshot.strategy'];
-  if ((strategy === 'last-stage' || strategy === 'full') && backboneId && backboneSha) {
-    const classes = JSON.parse(meta['fewshot.labels'] ?? '[]') as string[];
-    const entry = installed(backboneId);
-    if (fileSha256(entry.path) !== backboneSha)
-      throw new FewShotError(
-        'MODEL_MISSING',
-        `Backbone ${backboneId} is installed, but not the file this model was trained with.`,
-      );
-    return project.db.transaction(() => {
-      const id = project.models.insert({
-        name: `imported from ${path.basename(dir)}`,
-        backboneId,
-        backboneSha256: backboneSha,
-        strategy,
-        params: { importedFrom: path.basename(dir), sourceModelId: meta['fewshot.model_id'] ?? null },
-        seed: Number(meta['fewshot.seed'] ?? 0),
-        classes,
-        trainingSet: [],
-        metrics: null,
-        software: softwareVersions(),
-        artefact: fs.readFileSync(file),
-        jobId: null,
-      });
-      project.audit.append('import-model', { modelId: id, from: path.basename(dir) });
-      return id;
-    })();
-  }
-  if (!headB64 || !backboneId || !backboneSha)
+  const finetuned = strategy === 'last-stage' || strategy === 'full';
+  if (!backboneId || !backboneSha || (!finetuned && !headB64)) {
     throw new FewShotError(
       'MODEL_INVALID',
-      'This model.onnx was not exported by FewShot Lab (no head metadata).',
+      'This model.onnx was not exported by FewShot Lab (no model metadata).',
     );
-  const head = deserializeHead(Buffer.from(headB64, 'base64'));
+  }
+  // A fine-tuned model is stored as its whole graph; a head model as its head (the backbone is shared).
+  const head = finetuned ? null : deserializeHead(Buffer.from(headB64 as string, 'base64'));
+  const classes = head ? head.classes : (JSON.parse(meta['fewshot.labels'] ?? '[]') as string[]);
   const labels = JSON.parse(fs.readFileSync(path.join(dir, 'labels.json'), 'utf8')) as unknown;
-  if (JSON.stringify(labels) !== JSON.stringify(head.classes))
+  if (JSON.stringify(labels) !== JSON.stringify(classes))
     throw new FewShotError('MODEL_INVALID', 'labels.json does not match the model.');
-  const entry = installed(backboneId);
-  if (fileSha256(entry.path) !== backboneSha)
+  if (fileSha256(installed(backboneId).path) !== backboneSha) {
     throw new FewShotError(
       'MODEL_MISSING',
       `Backbone ${backboneId} is installed, but not the file this model was trained with.`,
     );
+  }
   return project.db.transaction(() => {
     const id = project.models.insert({
       name: `imported from ${path.basename(dir)}`,
       backboneId,
       backboneSha256: backboneSha,
-      strategy: meta['fewshot.strategy'] ?? head.kind,
+      strategy: strategy ?? head?.kind ?? 'linear',
       params: {
-        temperature: head.temperature,
+        ...(head ? { temperature: head.temperature } : {}),
         importedFrom: path.basename(dir),
         sourceModelId: meta['fewshot.model_id'] ?? null,
       },
       seed: Number(meta['fewshot.seed'] ?? 0),
-      classes: head.classes,
+      classes,
       trainingSet: [],
       metrics: null,
       software: softwareVersions(),
-      artefact: Buffer.from(headB64, 'base64'),
+      artefact: finetuned ? fs.readFileSync(file) : Buffer.from(headB64 as string, 'base64'),
       jobId: null,
     });
     project.audit.append('import-model', { modelId: id, from: path.basename(dir) });

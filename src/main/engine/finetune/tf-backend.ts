@@ -216,37 +216,14 @@ export function depthwiseBackpropInput(
   xShape: [number, number, number, number],
   info: ConvInfo,
 ): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [n, H, W] = xShape;
-    const [kh, kw] = filter.shape;
-    const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow } = info;
-    const { top, left } = info.padInfo;
-    const c = dy.shape[3];
-    let d: tf.Tensor4D = dy;
-    if (sh > 1 || sw > 1) {
-      const e = tf.reshape(dy, [n, oh, 1, ow, 1, c]);
-      const p = tf.pad(e, [
-        [0, 0],
-        [0, 0],
-        [0, sh - 1],
-        [0, 0],
-        [0, sw - 1],
-        [0, 0],
-      ]);
-      d = tf.slice(
-        tf.reshape<tf.Rank.R4>(p, [n, oh * sh, ow * sw, c]),
-        [0, 0, 0, 0],
-        [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, c],
-      );
-    }
-    const hd = (oh - 1) * sh + 1;
-    const wd = (ow - 1) * sw + 1;
-    const padT = kh - 1 - top;
-    const padL = kw - 1 - left;
-    const padB = H - hd - padT + kh - 1;
-    const padR = W - wd - padL + kw - 1;
-    return tf.depthwiseConv2d(padOrCrop(d, padT, padB, padL, padR), tf.reverse(filter, [0, 1]), 1, 'valid');
-  });
+  return tf.tidy(() =>
+    tf.depthwiseConv2d(
+      dilateForTranspose(dy, [filter.shape[0], filter.shape[1]], xShape, info),
+      tf.reverse(filter, [0, 1]),
+      1,
+      'valid',
+    ),
+  );
 }
 
 type ConvInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
@@ -288,6 +265,45 @@ export function convBackpropFilter(
   });
 }
 
+/**
+ * dy with stride − 1 zeros between its rows and columns, padded so that a stride-1 valid convolution with
+ * the flipped kernel gives the input's gradient at the input's size (the transposed convolution).
+ */
+function dilateForTranspose(
+  dy: tf.Tensor4D,
+  kernel: [number, number],
+  xShape: [number, number, number, number],
+  info: ConvInfo,
+): tf.Tensor4D {
+  const [n, H, W] = xShape;
+  const [kh, kw] = kernel;
+  const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow } = info;
+  const { top, left } = info.padInfo;
+  const c = dy.shape[3];
+  let d: tf.Tensor4D = dy;
+  if (sh > 1 || sw > 1) {
+    const e = tf.reshape(dy, [n, oh, 1, ow, 1, c]);
+    const p = tf.pad(e, [
+      [0, 0],
+      [0, 0],
+      [0, sh - 1],
+      [0, 0],
+      [0, sw - 1],
+      [0, 0],
+    ]);
+    d = tf.slice(
+      tf.reshape<tf.Rank.R4>(p, [n, oh * sh, ow * sw, c]),
+      [0, 0, 0, 0],
+      [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, c],
+    );
+  }
+  const padT = kh - 1 - top;
+  const padL = kw - 1 - left;
+  const padB = H - ((oh - 1) * sh + 1) - padT + kh - 1;
+  const padR = W - ((ow - 1) * sw + 1) - padL + kw - 1;
+  return padOrCrop(d, padT, padB, padL, padR);
+}
+
 export function convBackpropInput(
   dy: tf.Tensor4D,
   filter: tf.Tensor4D,
@@ -295,37 +311,8 @@ export function convBackpropInput(
   info: ConvInfo,
 ): tf.Tensor4D {
   return tf.tidy(() => {
-    const [n, H, W] = xShape;
-    const [kh, kw] = filter.shape;
-    const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow } = info;
-    const { top, left } = info.padInfo;
-    const co = dy.shape[3];
-    let d: tf.Tensor4D = dy;
-    if (sh > 1 || sw > 1) {
-      // Insert stride − 1 zeros between rows and columns of dy.
-      const e = tf.reshape(dy, [n, oh, 1, ow, 1, co]);
-      const p = tf.pad(e, [
-        [0, 0],
-        [0, 0],
-        [0, sh - 1],
-        [0, 0],
-        [0, sw - 1],
-        [0, 0],
-      ]);
-      d = tf.slice(
-        tf.reshape<tf.Rank.R4>(p, [n, oh * sh, ow * sw, co]),
-        [0, 0, 0, 0],
-        [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, co],
-      );
-    }
-    const hd = (oh - 1) * sh + 1;
-    const wd = (ow - 1) * sw + 1;
-    const padT = kh - 1 - top;
-    const padL = kw - 1 - left;
-    const padB = H - hd - padT + kh - 1;
-    const padR = W - wd - padL + kw - 1;
     const w = tf.transpose<tf.Tensor4D>(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [KH, KW, Co, Ci]
-    return tf.conv2d(padOrCrop(d, padT, padB, padL, padR), w, 1, 'valid');
+    return tf.conv2d(dilateForTranspose(dy, [filter.shape[0], filter.shape[1]], xShape, info), w, 1, 'valid');
   });
 }
 
