@@ -22,6 +22,8 @@ export const CHANNEL_NAMES = [
   'batch.results',
   'report.export',
   'model.export',
+  'audit.list',
+  'audit.export',
   'jobs.cancel',
   'jobs.list',
 ] as const;

@@ -99,6 +99,8 @@ export const INPUTS = {
     z.strictObject({ kind: z.literal('batch'), runId: z.string().min(1), out: path }),
   ]),
   'model.export': z.strictObject({ modelId: z.string().min(1), out: path }),
+  'audit.list': z.strictObject({ limit: z.number().int().min(1).max(10000) }),
+  'audit.export': z.strictObject({ out: path }),
   'jobs.cancel': z.strictObject({ jobId: z.string().min(1) }),
   'jobs.list': empty,
 } as const;
@@ -153,6 +155,15 @@ export interface Recommendation {
   options: { strategy: string; label: string; available: boolean; note: string }[];
 }
 
+export interface AuditEntryView {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  details: Record<string, unknown>;
+  hash: string;
+}
+
 export interface JobInfo {
   jobId: string;
 }
@@ -192,6 +203,8 @@ export interface Outputs {
   'batch.results': { total: number; rows: PredictionRow[] };
   'report.export': JobInfo;
   'model.export': JobInfo;
+  'audit.list': { entries: AuditEntryView[]; intact: boolean; brokenAt: number | null };
+  'audit.export': { out: string; entries: number };
   'jobs.cancel': { cancelled: boolean };
   'jobs.list': { jobs: { id: string; kind: string; status: string; createdAt: string }[] };
 }

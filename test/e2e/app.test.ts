@@ -179,6 +179,18 @@ test(
     assert.match(await page.getByTestId('bundle-done').innerText(), /Parity: (\d+)\/\1 same class/);
     await shot('7-report');
 
+    // The audit trail records what was done, with its chain intact.
+    await page.getByTestId('nav-projects').click();
+    await page.getByTestId('audit').getByText('The chain of records is intact.').waitFor();
+    await page
+      .getByTestId('audit')
+      .locator('td', { hasText: /^export$/ })
+      .first()
+      .waitFor();
+    const audit = await page.getByTestId('audit').innerText();
+    for (const action of ['import', 'train', 'classify', 'export'])
+      assert.match(audit, new RegExp(`\\b${action}\\b`));
+
     assert.deepEqual(cspViolations, [], 'no CSP violations');
     assert.deepEqual(consoleErrors, [], 'no console errors');
   },

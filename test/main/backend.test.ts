@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
@@ -62,4 +63,22 @@ test('handler failures come back as error data with stable codes', async () => {
   const model = await backend.invoke('review.start', { modelId: 'nope' });
   assert.deepEqual(model.ok ? null : model.error.code, 'NOT_FOUND');
   assert.deepEqual(events, [], 'no job was started by a refused call');
+});
+
+test('the audit trail is listed newest first with its chain status, and exported whole', async () => {
+  await backend.invoke('project.create', { file: path.join(tmpDir(), 'audit.fsl') });
+  const list = await backend.invoke('audit.list', { limit: 10 });
+  assert.ok(list.ok);
+  const v = list.value as { entries: { action: string }[]; intact: boolean };
+  assert.equal(v.intact, true);
+  assert.equal(v.entries[0]?.action, 'project.create');
+  const out = path.join(tmpDir(), 'audit.json');
+  const ex = await backend.invoke('audit.export', { out });
+  assert.ok(ex.ok);
+  const json = JSON.parse(fs.readFileSync(out, 'utf8')) as {
+    verifiedIntact: boolean;
+    entries: { hash: string; prevHash: string }[];
+  };
+  assert.equal(json.verifiedIntact, true);
+  assert.match(json.entries[0]?.hash ?? '', /^[0-9a-f]{64}$/);
 });
