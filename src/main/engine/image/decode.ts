@@ -9,9 +9,9 @@
 //  - Animated or multi-page files: the first frame/page only.
 
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
-import { FewShotError } from '../../../shared/errors.ts';
-import type { RejectCode } from '../../../shared/domain.ts';
 import { sniffImage } from './sniff.ts';
+import { ImageError } from './decode-error.ts';
+import { decodeDicom, isDicom, probeDicom } from './dicom.ts';
 
 sharp.cache(false); // every image is read once per pass; libvips' cache would only hold memory
 sharp.concurrency(1); // parallelism comes from decoding several images at once, not threads within one
@@ -25,16 +25,7 @@ export interface DecodeLimits {
 
 export const DEFAULT_LIMITS: DecodeLimits = { maxPixels: 100_000_000, maxBytes: 512 * 1024 * 1024 };
 
-export class ImageError extends FewShotError {
-  constructor(
-    readonly reject: RejectCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(reject, message, options);
-    this.name = 'ImageError';
-  }
-}
+export { ImageError };
 
 export interface ImageInfo {
   format: string;
@@ -56,6 +47,15 @@ export async function probeImage(
       'IMAGE_TOO_LARGE',
       `The file is ${bytes.length} bytes; the limit is ${limits.maxBytes}.`,
     );
+  if (isDicom(bytes)) {
+    const d = probeDicom(bytes);
+    if (d.width * d.height > limits.maxPixels)
+      throw new ImageError(
+        'IMAGE_TOO_LARGE',
+        `The image is ${d.width}×${d.height}; the limit is ${(limits.maxPixels / 1e6).toFixed(1)} MP.`,
+      );
+    return { format: 'dicom', width: d.width, height: d.height };
+  }
   const sniffed = sniffImage(bytes);
   if (sniffed.kind === 'unknown')
     throw new ImageError('NOT_AN_IMAGE', 'Not an image file (no known image signature).');
@@ -80,6 +80,13 @@ export async function probeImage(
 
 /** Starts the shared decode pipeline: limits, first page, orientation, white background for alpha. */
 export function decoder(bytes: Uint8Array, limits: DecodeLimits = DEFAULT_LIMITS): Sharp {
+  if (isDicom(bytes)) {
+    // DICOM pixels are rendered to 8 bits here (see dicom.ts), then follow the same path as any image.
+    const d = decodeDicom(bytes);
+    return sharp(Buffer.from(d.pixels.buffer, d.pixels.byteOffset, d.pixels.byteLength), {
+      raw: { width: d.width, height: d.height, channels: d.channels },
+    });
+  }
   return sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error', pages: 1, page: 0 })
     .autoOrient()
     .flatten({ background: WHITE });

@@ -4,7 +4,7 @@
 export type SniffedKind =
   | {
       kind: 'image';
-      format: 'jpeg' | 'png' | 'gif' | 'webp' | 'tiff' | 'avif' | 'heif' | 'jp2' | 'jxl' | 'pnm';
+      format: 'jpeg' | 'png' | 'gif' | 'webp' | 'tiff' | 'avif' | 'heif' | 'jp2' | 'jxl' | 'pnm' | 'dicom';
     }
   | { kind: 'unsupported'; format: string; reason: string }
   | { kind: 'unknown' };
@@ -42,8 +42,7 @@ export function sniffImage(b: Uint8Array): SniffedKind {
   )
     return { kind: 'image', format: 'pnm' };
   if (head4 === '%PDF') return { kind: 'unsupported', format: 'pdf', reason: 'PDF documents are not images' };
-  if (b.length >= 132 && ascii(b, 128, 132) === 'DICM')
-    return { kind: 'unsupported', format: 'dicom', reason: 'DICOM files are not supported yet' };
+  if (b.length >= 132 && ascii(b, 128, 132) === 'DICM') return { kind: 'image', format: 'dicom' };
   if (ascii(b, 0, 2) === 'BM')
     return { kind: 'unsupported', format: 'bmp', reason: 'BMP is not supported; save as PNG' };
   const text = ascii(b, 0, 512)

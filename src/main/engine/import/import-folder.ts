@@ -15,6 +15,7 @@ import {
   type ImageInfo,
 } from '../image/decode.ts';
 import { readGroupsCsv } from './groups.ts';
+import { dicomGroupKey } from '../image/dicom.ts';
 import { scanFolder, type ScannedFile } from './scan.ts';
 
 export interface ImportOptions {
@@ -28,7 +29,14 @@ export interface ImportOptions {
 }
 
 type Checked =
-  | { file: ScannedFile; kind: 'new'; sha256: string; bytes: Buffer; info: ImageInfo }
+  | {
+      file: ScannedFile;
+      kind: 'new';
+      sha256: string;
+      bytes: Buffer;
+      info: ImageInfo;
+      dicomGroup: string | null;
+    }
   | { file: ScannedFile; kind: 'known'; sha256: string; sameFile: boolean }
   | { file: ScannedFile; kind: 'rejected'; code: RejectCode; message: string };
 
@@ -66,7 +74,15 @@ async function check(
     return { file, kind: 'known', sha256, sameFile: known.rootId === rootId && known.relPath === file.rel };
   try {
     const info = await validateImage(bytes, limits);
-    return { file, kind: 'new', sha256, bytes, info };
+    // DICOM: the patient (hashed, never stored in clear) keeps their images on one side of every split.
+    return {
+      file,
+      kind: 'new',
+      sha256,
+      bytes,
+      info,
+      dicomGroup: info.format === 'dicom' ? dicomGroupKey(bytes) : null,
+    };
   } catch (e) {
     if (e instanceof ImageError) return { file, kind: 'rejected', code: e.reject, message: e.message };
     return {
@@ -155,6 +171,7 @@ export async function importFolder(
           continue;
         }
         const classId = r.file.className === null ? null : project.images.ensureClass(r.file.className);
+        const groupKey = group ?? r.dicomGroup;
         project.images.add({
           sha256: r.sha256,
           rootId,
@@ -164,11 +181,11 @@ export async function importFolder(
           height: r.info.height,
           format: r.info.format,
           classId,
-          groupKey: group,
+          groupKey,
           bytes: r.bytes,
         });
         summary.added++;
-        if (group !== null) summary.groupsAssigned++;
+        if (groupKey !== null) summary.groupsAssigned++;
         const key = r.file.className ?? '(unlabelled)';
         summary.perClass[key] = (summary.perClass[key] ?? 0) + 1;
       }
