@@ -29,6 +29,42 @@ before(async () => {
   await initTf('wasm');
 });
 
+/** Largest relative difference between the TF.js tail and ORT, both fed the ORT prefix's output for x. */
+async function tailVersusOrt(
+  trained: ReturnType<typeof decodeModel>,
+  cut: string,
+  features: string,
+  x: Float32Array,
+): Promise<number> {
+  const feed = { input: new ort.Tensor('float32', x, [1, 3, 224, 224]) };
+  const prefix = await QueuedSession.create(encodeModel(cutAt(trained, cut)));
+  const mid = (await prefix.run(feed))[cut] as ort.Tensor;
+  await prefix.release();
+  const full = await QueuedSession.create(encodeModel(cutAt(trained, features)));
+  const ortFeatures = (await full.run(feed))[features]?.data as Float32Array;
+  await full.release();
+  const tail = buildTail(trained, cut, features);
+  const tfFeatures = tf
+    .tidy(() =>
+      tail.forward(
+        tf.transpose(
+          tf.tensor4d(mid.data as Float32Array, mid.dims as [number, number, number, number]),
+          [0, 2, 3, 1],
+        ),
+      ),
+    )
+    .dataSync();
+  tail.dispose();
+  let worst = 0;
+  for (let i = 0; i < ortFeatures.length; i++)
+    worst = Math.max(
+      worst,
+      Math.abs((ortFeatures[i] as number) - (tfFeatures[i] as number)) /
+        Math.max(1, Math.abs(ortFeatures[i] as number)),
+    );
+  return worst;
+}
+
 /** n BCCD crops per class as training images (or noise images when ../shared is absent). */
 async function images(perClass: number, offset = 0): Promise<{ classes: string[]; items: TrainingImage[] }> {
   const classes = ['Platelets', 'RBC', 'WBC'];
@@ -99,34 +135,7 @@ test(
 
     // TF.js tail of the trained graph vs ORT on the same prefix output, to 1e-4.
     const cut = lastStageCut(trained, 'resnet18');
-    const prefix = await QueuedSession.create(encodeModel(cutAt(trained, cut)));
-    const mid = (await prefix.run({ input: new ort.Tensor('float32', x, [1, 3, 224, 224]) }))[
-      cut
-    ] as ort.Tensor;
-    await prefix.release();
-    const full = await QueuedSession.create(encodeModel(cutAt(trained, 'flatten_output')));
-    const ortFeatures = (await full.run({ input: new ort.Tensor('float32', x, [1, 3, 224, 224]) }))
-      .flatten_output?.data as Float32Array;
-    await full.release();
-    const tail = buildTail(trained, cut, 'flatten_output');
-    const tfFeatures = tf
-      .tidy(() =>
-        tail.forward(
-          tf.transpose(
-            tf.tensor4d(mid.data as Float32Array, mid.dims as [number, number, number, number]),
-            [0, 2, 3, 1],
-          ),
-        ),
-      )
-      .dataSync();
-    tail.dispose();
-    let worst = 0;
-    for (let i = 0; i < ortFeatures.length; i++)
-      worst = Math.max(
-        worst,
-        Math.abs((ortFeatures[i] as number) - (tfFeatures[i] as number)) /
-          Math.max(1, Math.abs(ortFeatures[i] as number)),
-      );
+    const worst = await tailVersusOrt(trained, cut, 'flatten_output', x);
     assert.ok(worst < 1e-4, `TF.js vs ORT: ${worst}`);
   },
 );
@@ -314,30 +323,7 @@ test(
     const cut = lastStageCut(trained, 'mobilenet_v2');
     const x = new Float32Array(tensorSize(entry.input));
     normalizeInto(await evalCrop((items[0] as TrainingImage).bytes(), entry.input), entry.input, x, 0);
-    const prefix = await QueuedSession.create(encodeModel(cutAt(trained, cut)));
-    const mid = (await prefix.run({ input: new ort.Tensor('float32', x, [1, 3, 224, 224]) }))[
-      cut
-    ] as ort.Tensor;
-    await prefix.release();
-    const full = await QueuedSession.create(encodeModel(cutAt(trained, 'features')));
-    const ortFeatures = (await full.run({ input: new ort.Tensor('float32', x, [1, 3, 224, 224]) })).features
-      ?.data as Float32Array;
-    await full.release();
-    const tail = buildTail(trained, cut, 'features');
-    const tfFeatures = tf
-      .tidy(() =>
-        tail.forward(
-          tf.transpose(
-            tf.tensor4d(mid.data as Float32Array, mid.dims as [number, number, number, number]),
-            [0, 2, 3, 1],
-          ),
-        ),
-      )
-      .dataSync();
-    tail.dispose();
-    let worst = 0;
-    for (let i = 0; i < ortFeatures.length; i++)
-      worst = Math.max(worst, Math.abs((ortFeatures[i] as number) - (tfFeatures[i] as number)));
+    const worst = await tailVersusOrt(trained, cut, 'features', x);
     assert.ok(worst < 1e-4, `TF.js vs ORT: ${worst}`);
   },
 );

@@ -31,7 +31,7 @@ import { renderEvaluationReport } from '../engine/report/evaluation-report.ts';
 import { trainModel } from '../engine/train.ts';
 import { softwareVersions } from '../engine/versions.ts';
 import { Project } from '../store/project.ts';
-import { JobManager } from './jobs.ts';
+import { JobManager, type JobContext } from './jobs.ts';
 import { datasetWarnings } from '../engine/dataset-warnings.ts';
 
 type Handler<C extends Channel> = (input: ParsedInput<C>) => Promise<Output<C>>;
@@ -180,14 +180,7 @@ export class Backend {
                 ...(epochs ? { epochs } : {}),
                 ...(lr ? { lrHead: lr, lrBackbone: lr / 10 } : {}),
                 signal: ctx.signal,
-                onProgress: (e) =>
-                  ctx.progress(
-                    e.phase,
-                    e.done,
-                    e.total,
-                    undefined,
-                    e.loss === undefined ? undefined : { loss: e.loss },
-                  ),
+                onProgress: trainingProgress(ctx),
               }),
             ),
           };
@@ -201,14 +194,7 @@ export class Backend {
               ...(classBalanced !== undefined ? { classBalanced } : {}),
               ...(weightDecay !== undefined ? { weightDecay } : {}),
               signal: ctx.signal,
-              onProgress: (e) =>
-                ctx.progress(
-                  e.phase,
-                  e.done,
-                  e.total,
-                  undefined,
-                  e.loss === undefined ? undefined : { loss: e.loss },
-                ),
+              onProgress: trainingProgress(ctx),
             }),
           ),
         };
@@ -523,6 +509,14 @@ export function recommend(p: Project): Output<'train.recommend'> {
       },
     ],
   };
+}
+
+/** Training progress to job events, the loss riding along for the live chart. */
+function trainingProgress(
+  ctx: JobContext,
+): (e: { phase: string; done: number; total: number; loss?: number }) => void {
+  return (e) =>
+    ctx.progress(e.phase, e.done, e.total, undefined, e.loss === undefined ? undefined : { loss: e.loss });
 }
 
 function writeFileAtomic(file: string, data: Buffer): { out: string; bytes: number } {

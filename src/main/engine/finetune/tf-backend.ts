@@ -50,6 +50,34 @@ async function useBackend(name: 'cpu' | 'wasm'): Promise<TfBackendName> {
   return name;
 }
 
+interface ConvAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
+  dilations: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/** What both convolution gradients start from: dy, the saved x and filter, the attributes, the geometry. */
+function convGradInputs(
+  dyIn: tf.Tensor | tf.Tensor[],
+  saved: tf.Tensor[],
+  attrs: unknown,
+  depthwise: boolean,
+) {
+  const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+  const a = attrs as ConvAttrs;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape,
+    filter.shape,
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    depthwise,
+  );
+  return { dy: dyIn as tf.Tensor4D, x, filter, a, info };
+}
+
 let registered = false;
 
 /**
@@ -65,26 +93,7 @@ export function registerConvGradient(): void {
     kernelName: tf.Conv2D,
     inputsToSave: ['x', 'filter'],
     gradFunc: (dyIn, saved, attrs) => {
-      const dy = dyIn as tf.Tensor4D;
-      const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
-      const a = attrs as unknown as {
-        strides: number | [number, number];
-        pad:
-          | 'valid'
-          | 'same'
-          | number
-          | [[number, number], [number, number], [number, number], [number, number]];
-        dilations: number | [number, number];
-        dimRoundingMode?: 'floor' | 'round' | 'ceil';
-      };
-      const info = tf.backend_util.computeConv2DInfo(
-        x.shape,
-        filter.shape,
-        a.strides,
-        a.dilations ?? 1,
-        a.pad,
-        a.dimRoundingMode,
-      );
+      const { dy, x, filter, a, info } = convGradInputs(dyIn, saved, attrs, false);
       if (info.dilationHeight !== 1 || info.dilationWidth !== 1)
         throw new Error('Conv2D gradient: dilated convolutions are not supported');
       // Backends with their own backprop kernels (cpu, tensorflow) keep them; wasm gets the forward form.
@@ -125,27 +134,7 @@ function registerDepthwiseGradient(): void {
     kernelName: tf.DepthwiseConv2dNative,
     inputsToSave: ['x', 'filter'],
     gradFunc: (dyIn, saved, attrs) => {
-      const dy = dyIn as tf.Tensor4D;
-      const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
-      const a = attrs as unknown as {
-        strides: number | [number, number];
-        pad:
-          | 'valid'
-          | 'same'
-          | number
-          | [[number, number], [number, number], [number, number], [number, number]];
-        dilations: number | [number, number];
-        dimRoundingMode?: 'floor' | 'round' | 'ceil';
-      };
-      const info = tf.backend_util.computeConv2DInfo(
-        x.shape,
-        filter.shape,
-        a.strides,
-        a.dilations ?? 1,
-        a.pad,
-        a.dimRoundingMode,
-        true,
-      );
+      const { dy, x, filter, a, info } = convGradInputs(dyIn, saved, attrs, true);
       if (
         tf.getBackend() !== 'wasm' ||
         filter.shape[3] !== 1 ||
