@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundles the Electron shell: main and the engine's utility process as ESM, the sandboxed preload as one
+// Bundles the Electron shell: main, the engine's utility process and the decode worker as ESM, the sandboxed preload as one
 // CommonJS file (a sandboxed preload can require nothing but electron). Native modules stay external.
 import path from 'node:path';
 import { build } from 'esbuild';
@@ -10,8 +10,11 @@ await build({
   entryPoints: [
     path.join(root, 'src/main/electron/main.ts'),
     path.join(root, 'src/main/electron/backend-process.ts'),
+    // Imports decode untrusted files in child processes (see decode-pool.ts), beside the bundles.
+    { in: path.join(root, 'src/main/engine/image/decode-worker.ts'), out: 'decode-worker' },
   ],
   outdir: path.join(root, 'dist/main/electron'),
+  outbase: path.join(root, 'src/main/electron'),
   bundle: true,
   platform: 'node',
   format: 'esm',

@@ -10,6 +10,8 @@ export const REJECT_CODES = [
   'IMAGE_TOO_LARGE',
   'UNSUPPORTED_IMAGE',
   'UNREADABLE',
+  'DECODER_CRASHED',
+  'DECODE_TIMEOUT',
 ] as const satisfies readonly ErrorCode[];
 export type RejectCode = (typeof REJECT_CODES)[number];
 

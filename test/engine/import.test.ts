@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { importFolder } from '../../src/main/engine/import/import-folder.ts';
 import { parseCsv } from '../../src/main/engine/import/csv.ts';
 import { Project } from '../../src/main/store/project.ts';
-import type { ImportProgress } from '../../src/shared/domain.ts';
-import { BCCD, OMNIGLOT, countImages, needsShared, tmpDir } from '../helpers/env.ts';
+import type { ImportProgress, ImportSummary } from '../../src/shared/domain.ts';
+import { BCCD, OMNIGLOT, REPO, countImages, needsShared, tmpDir } from '../helpers/env.ts';
 import { declaredPng, noiseJpeg, solidPng } from '../helpers/images.ts';
 
 test(
@@ -128,25 +129,73 @@ test('a folder with broken files imports everything else and reports each file w
   p.close();
 });
 
+/** Root reads every file; as root, the import runs as `nobody` so that permissions apply. */
+function unprivileged(): string[] | null {
+  if (process.getuid?.() !== 0) return [];
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => fs.existsSync(f));
+  return setpriv ? [setpriv, '--reuid=65534', '--regid=65534', '--clear-groups', '--'] : null;
+}
+
 test(
-  'an unreadable file is rejected as UNREADABLE and the import goes on',
-  { skip: process.getuid?.() === 0 ? 'root reads every file' : false },
+  'an unreadable (permission-denied) file is rejected as UNREADABLE and the import goes on',
+  { skip: unprivileged() === null ? 'running as root without setpriv' : false },
   async () => {
+    const prefix = unprivileged() ?? [];
     const root = tmpDir('fsl-perm-');
     fs.mkdirSync(path.join(root, 'a'));
     fs.writeFileSync(path.join(root, 'a', 'ok.png'), await solidPng(10, 10));
     fs.writeFileSync(path.join(root, 'a', 'locked.png'), await solidPng(12, 12));
     fs.chmodSync(path.join(root, 'a', 'locked.png'), 0);
-    const p = Project.create(path.join(tmpDir(), 'perm.fsl'));
-    const s = await importFolder(p, root);
+    const work = tmpDir('fsl-perm-project-');
+    fs.chmodSync(work, 0o777); // the unprivileged import writes the project (and its WAL) here
+    fs.chmodSync(root, 0o755);
+    const file = path.join(work, 'perm.fsl');
+    const fewshot = (...a: string[]) => {
+      const argv = [...prefix, process.execPath, path.join(REPO, 'bin', 'fewshot.mjs'), ...a];
+      return spawnSync(argv[0] as string, argv.slice(1), {
+        encoding: 'utf8',
+        env: { ...process.env, HOME: work },
+      });
+    };
+    assert.equal(fewshot('project', 'create', file).status, 0);
+    const r = fewshot('import', file, root, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as ImportSummary;
     assert.equal(s.added, 1);
     assert.deepEqual(
-      s.rejected.map((r) => r.code),
-      ['UNREADABLE'],
+      s.rejected.map((x) => [x.path, x.code]),
+      [['a/locked.png', 'UNREADABLE']],
     );
-    p.close();
+    assert.match(s.rejected[0]?.message ?? '', /permission denied/);
   },
 );
+
+test('a file deleted while the folder is being imported is rejected as UNREADABLE; the rest import', async () => {
+  const root = tmpDir('fsl-vanish-');
+  fs.mkdirSync(path.join(root, 'cells'));
+  for (let i = 0; i < 10; i++)
+    fs.writeFileSync(path.join(root, 'cells', `c${i}.png`), await solidPng(10 + i, 10, [i * 20, 5, 5]));
+  const p = Project.create(path.join(tmpDir(), 'vanish.fsl'));
+  let deleted = false;
+  // The folder was listed before the first chunk was committed; the last file goes after that.
+  const s = await importFolder(p, root, {
+    chunkSize: 2,
+    onProgress: (e) => {
+      if (e.phase === 'importing' && !deleted) {
+        fs.rmSync(path.join(root, 'cells', 'c9.png'));
+        deleted = true;
+      }
+    },
+  });
+  assert.ok(deleted);
+  assert.equal(s.filesSeen, 10);
+  assert.equal(s.added, 9);
+  assert.deepEqual(
+    s.rejected.map((r) => [r.path, r.code, r.message]),
+    [['cells/c9.png', 'UNREADABLE', 'Cannot read the file (the file disappeared during the import).']],
+  );
+  p.close();
+});
 
 test('a missing folder and a bad groups file are typed errors', async () => {
   const p = Project.create(path.join(tmpDir(), 'e.fsl'));

@@ -29,10 +29,14 @@ function parse(bytes: Uint8Array): dicomParser.DataSet {
   try {
     return dicomParser.parseDicom(bytes);
   } catch (e) {
-    throw new ImageError(
-      'CORRUPT_IMAGE',
-      `The DICOM file is damaged: ${String((e as Error).message ?? e).slice(0, 160)}`,
-    );
+    // dicom-parser throws strings or { exception, dataSet } objects as well as Errors.
+    const why =
+      e instanceof Error
+        ? e.message
+        : typeof e === 'object' && e !== null && 'exception' in e
+          ? String(e.exception)
+          : String(e);
+    throw new ImageError('CORRUPT_IMAGE', `The DICOM file is damaged: ${why.slice(0, 160)}`);
   }
 }
 

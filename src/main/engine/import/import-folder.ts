@@ -7,15 +7,9 @@ import path from 'node:path';
 import type { ImportProgress, ImportSummary, RejectCode, RejectedFile } from '../../../shared/domain.ts';
 import { FewShotError } from '../../../shared/errors.ts';
 import type { Project } from '../../store/project.ts';
-import {
-  DEFAULT_LIMITS,
-  ImageError,
-  validateImage,
-  type DecodeLimits,
-  type ImageInfo,
-} from '../image/decode.ts';
+import { DEFAULT_LIMITS, type DecodeLimits, type ImageInfo } from '../image/decode.ts';
+import { DecodePool } from '../image/decode-pool.ts';
 import { readGroupsCsv } from './groups.ts';
-import { dicomGroupKey } from '../image/dicom.ts';
 import { scanFolder, type ScannedFile } from './scan.ts';
 
 export interface ImportOptions {
@@ -26,6 +20,8 @@ export interface ImportOptions {
   onProgress?: (p: ImportProgress) => void;
   /** Files validated in parallel and committed together. */
   chunkSize?: number;
+  /** The decode processes to use; by default the import starts its own and stops them at the end. */
+  decodePool?: DecodePool;
 }
 
 type Checked =
@@ -45,6 +41,7 @@ async function check(
   rootId: number,
   file: ScannedFile,
   limits: DecodeLimits,
+  pool: DecodePool,
 ): Promise<Checked> {
   let bytes: Buffer;
   try {
@@ -72,26 +69,9 @@ async function check(
   const known = project.images.findBySha(sha256);
   if (known)
     return { file, kind: 'known', sha256, sameFile: known.rootId === rootId && known.relPath === file.rel };
-  try {
-    const info = await validateImage(bytes, limits);
-    // DICOM: the patient (hashed, never stored in clear) keeps their images on one side of every split.
-    return {
-      file,
-      kind: 'new',
-      sha256,
-      bytes,
-      info,
-      dicomGroup: info.format === 'dicom' ? dicomGroupKey(bytes) : null,
-    };
-  } catch (e) {
-    if (e instanceof ImageError) return { file, kind: 'rejected', code: e.reject, message: e.message };
-    return {
-      file,
-      kind: 'rejected',
-      code: 'CORRUPT_IMAGE',
-      message: `Decoding failed: ${(e as Error).message}`,
-    };
-  }
+  const r = await pool.validate(bytes, limits);
+  if (!r.ok) return { file, kind: 'rejected', code: r.code, message: r.message };
+  return { file, kind: 'new', sha256, bytes, info: r.info, dicomGroup: r.dicomGroup };
 }
 
 export async function importFolder(
@@ -112,6 +92,7 @@ export async function importFolder(
     : new Map<string, string>();
   const limits = options.limits ?? DEFAULT_LIMITS;
   const chunkSize = options.chunkSize ?? 32;
+  const pool = options.decodePool ?? new DecodePool();
   const rootId = project.images.ensureRoot(root);
   const jobId = project.jobs.create('import', {
     root: path.basename(root),
@@ -196,7 +177,7 @@ export async function importFolder(
     let chunk: ScannedFile[] = [];
     const flush = async (): Promise<void> => {
       if (!chunk.length) return;
-      const results = await Promise.all(chunk.map((f) => check(project, rootId, f, limits)));
+      const results = await Promise.all(chunk.map((f) => check(project, rootId, f, limits, pool)));
       commit(results);
       chunk = [];
       progress();
@@ -227,5 +208,7 @@ export async function importFolder(
   } catch (e) {
     project.jobs.fail(jobId, e, { ...summary, rejected: summary.rejected.length });
     throw e;
+  } finally {
+    if (!options.decodePool) pool.close();
   }
 }

@@ -1,0 +1,188 @@
+// A small pool of child processes that validate imported files. libvips and the DICOM parser are native
+// or hand-written decoders fed untrusted bytes: a segfault, an abort or an endless loop on one hostile file
+// must fail that file — with a typed reason — and never the import or the app.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FewShotError } from '../../../shared/errors.ts';
+import type { DecodeLimits } from './decode.ts';
+import type { DecodeReply, DecodeRequest } from './decode-task.ts';
+
+export interface DecodePoolOptions {
+  /** Child processes (default: up to two, one per core). */
+  size?: number;
+  /** A file taking longer than this is abandoned and its process replaced (default 60 s). */
+  timeoutMs?: number;
+  /** The worker entry; the default is the app's own decode worker. */
+  workerScript?: string;
+}
+
+interface Task {
+  req: DecodeRequest;
+  resolve: (r: DecodeReply) => void;
+  reject: (e: Error) => void;
+}
+
+interface Worker {
+  child: ChildProcess;
+  task: Task | null;
+  /** The process said it is listening: an exit before that is a failed start, not a hostile file. */
+  ready: boolean;
+  timer: NodeJS.Timeout | null;
+  stderr: string;
+}
+
+/** The decode worker beside this module: TypeScript sources in development, the bundle when built. */
+export function defaultWorkerScript(): string {
+  const here = fileURLToPath(import.meta.url);
+  return path.join(path.dirname(here), here.endsWith('.ts') ? 'decode-worker.ts' : 'decode-worker.js');
+}
+
+export class DecodePool {
+  private readonly size: number;
+  private readonly timeoutMs: number;
+  private readonly script: string;
+  private readonly workers = new Set<Worker>();
+  private readonly queue: Task[] = [];
+  private nextId = 1;
+  private failedStarts = 0;
+  private closed = false;
+  /** Files whose decoder process died or hung; reported by the robustness bench. */
+  crashes = 0;
+  timeouts = 0;
+
+  constructor(options: DecodePoolOptions = {}) {
+    this.size = Math.max(1, options.size ?? Math.min(2, os.availableParallelism()));
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.script = options.workerScript ?? defaultWorkerScript();
+  }
+
+  /** Validates one file's bytes in a child process; resolves with the image or a typed rejection. */
+  validate(bytes: Uint8Array, limits: DecodeLimits): Promise<DecodeReply> {
+    if (this.closed) return Promise.reject(new FewShotError('INTERNAL', 'The decode pool is closed.'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ req: { id: this.nextId++, bytes, limits }, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.workers) this.stop(w);
+    this.workers.clear();
+    for (const t of this.queue.splice(0))
+      t.reject(new FewShotError('CANCELLED', 'The decode pool was closed.'));
+  }
+
+  private dispatch(): void {
+    while (this.queue.length) {
+      let idle = [...this.workers].find((w) => !w.task);
+      if (!idle && this.workers.size < this.size) idle = this.spawn();
+      if (!idle) return;
+      const task = this.queue.shift() as Task;
+      this.run(idle, task);
+    }
+  }
+
+  private spawn(): Worker {
+    const ts = this.script.endsWith('.ts');
+    const child = fork(this.script, [], {
+      execArgv: ts ? ['--import', import.meta.resolve('tsx')] : [],
+      // Under Electron the executable is the app; this makes it behave as plain Node for the worker.
+      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    const w: Worker = { child, task: null, ready: false, timer: null, stderr: '' };
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (s: string) => {
+      w.stderr = (w.stderr + s).slice(-2000);
+    });
+    child.on('message', (msg: DecodeReply | { ready: true }) => {
+      if ('ready' in msg) {
+        w.ready = true;
+        this.failedStarts = 0;
+        return;
+      }
+      const task = w.task;
+      if (task && msg.id === task.req.id) this.finish(w, msg);
+    });
+    child.on('exit', (code, signal) => this.onExit(w, code, signal));
+    child.on('error', () => this.onExit(w, null, null));
+    this.workers.add(w);
+    return w;
+  }
+
+  private run(w: Worker, task: Task): void {
+    w.task = task;
+    w.child.channel?.ref();
+    w.timer = setTimeout(() => {
+      this.timeouts++;
+      const t = w.task;
+      w.task = null;
+      this.retire(w);
+      t?.resolve({
+        id: task.req.id,
+        ok: false,
+        code: 'DECODE_TIMEOUT',
+        message: `Decoding took longer than ${Math.round(this.timeoutMs / 1000)} s and was stopped.`,
+      });
+      this.dispatch();
+    }, this.timeoutMs);
+    w.child.send(task.req, (err) => {
+      if (err) this.onExit(w, null, null);
+    });
+  }
+
+  private finish(w: Worker, reply: DecodeReply): void {
+    const task = w.task;
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = null;
+    w.task = null;
+    w.child.channel?.unref();
+    task?.resolve(reply);
+    this.dispatch();
+  }
+
+  private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+    if (!this.workers.has(w)) return;
+    this.retire(w);
+    const task = w.task;
+    w.task = null;
+    if (!task) return;
+    if (!w.ready) {
+      // The process died before it could listen: the worker cannot start, which is no file's fault.
+      if (++this.failedStarts >= 3) {
+        const why = w.stderr.trim().split('\n').slice(-3).join(' ') || `exit ${code ?? signal}`;
+        const err = new FewShotError('INTERNAL', `The image decoder could not start: ${why}`);
+        task.reject(err);
+        for (const t of this.queue.splice(0)) t.reject(err);
+        return;
+      }
+      this.queue.unshift(task);
+      this.dispatch();
+      return;
+    }
+    this.crashes++;
+    task.resolve({
+      id: task.req.id,
+      ok: false,
+      code: 'DECODER_CRASHED',
+      message: `The image decoder stopped on this file (${signal ?? `exit code ${code}`}); the file was skipped.`,
+    });
+    this.dispatch();
+  }
+
+  private retire(w: Worker): void {
+    if (w.timer) clearTimeout(w.timer);
+    w.timer = null;
+    this.workers.delete(w);
+    this.stop(w);
+  }
+
+  private stop(w: Worker): void {
+    if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  }
+}
