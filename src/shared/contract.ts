@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { AugmentSpecSchema } from './augment.ts';
 import type { CHANNEL_NAMES } from './channels.ts';
 import type { BackboneInfo } from './backbones.ts';
-import type { ImportSummary, RejectedFile } from './domain.ts';
+import type { BackupInfo, ImportSummary, RecoveryReport, RejectedFile } from './domain.ts';
 import type { ErrorData, Result } from './errors.ts';
 import type {
   ClassifySummary,
@@ -42,6 +42,9 @@ export const INPUTS = {
   'project.open': z.strictObject({ file: path }),
   'project.current': empty,
   'project.recent': empty,
+  'project.recovery': z.strictObject({ file: path }),
+  'project.recover': z.strictObject({ file: path }),
+  'project.restore': z.strictObject({ file: path, backup: path }),
   'models.list': empty,
   'dataset.import': z.strictObject({ folder: path, groupsCsv: path.optional() }),
   'dataset.summary': empty,
@@ -187,6 +190,9 @@ export interface Outputs {
   'project.open': ProjectInfo;
   'project.current': ProjectInfo | null;
   'project.recent': { files: string[] };
+  'project.recovery': { file: string; problems: string[]; backups: BackupInfo[] };
+  'project.recover': RecoveryReport;
+  'project.restore': ProjectInfo;
   'models.list': { models: BackboneInfo[]; problems: { dir: string; message: string }[] };
   'dataset.import': JobInfo;
   'dataset.summary': DatasetSummary;

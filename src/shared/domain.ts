@@ -50,3 +50,33 @@ export interface FeatureSummary {
   seconds: number;
   imagesPerSecond: number;
 }
+
+// A damaged project file: what recovery saved, and the copies that could replace it.
+
+export interface TableRecovery {
+  table: string;
+  recovered: number;
+  /** Rows the damaged file still counts but that could not be read; null when even the count fails. */
+  lost: number | null;
+  /** Rows dropped because what they pointed to was lost (an image whose bytes are gone). */
+  orphans: number;
+  note?: string;
+}
+
+export interface RecoveryReport {
+  /** The new project holding what could be read. */
+  file: string;
+  source: string;
+  tables: TableRecovery[];
+  /** Whether the recovered audit trail's hash chain is whole (lost entries break it, visibly). */
+  auditIntact: boolean;
+}
+
+export interface BackupInfo {
+  file: string;
+  bytes: number;
+  modifiedAt: string;
+  /** 'ok' after SQLite's quick check, otherwise what is wrong. */
+  status: string;
+  images: number | null;
+}

@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   'MODEL_INVALID',
   'PROJECT_TOO_NEW',
   'PROJECT_INVALID',
+  'PROJECT_CORRUPT',
   'CANCELLED',
   'INTERNAL',
 ] as const;

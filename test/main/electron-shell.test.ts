@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { resolveInside, webPreferences } from '../../src/main/electron/window-options.ts';
+import { resolveInside, imageRequest, webPreferences } from '../../src/main/electron/window-options.ts';
 import { buildApi } from '../../src/preload/api.ts';
 import { CHANNELS } from '../../src/shared/contract.ts';
 
@@ -51,7 +51,32 @@ test('app:// paths cannot leave the renderer folder', () => {
     '/..%5c..%5cwin.ini',
     '/%00.html',
     '/%zz',
+    '/\\\\server\\share\\x.png', // UNC
+    '/%5c%5cserver%5cshare',
+    '/..',
+    '/a/%2e%2e/%2e%2e/b',
   ]) {
     assert.equal(resolveInside(root, bad), null, bad);
+  }
+  // An absolute path after the host stays inside the folder (it names a renderer file that does not exist).
+  assert.equal(resolveInside(root, '//etc/passwd'), '/opt/fewshot/renderer/etc/passwd');
+});
+
+test('app://img/ takes an image id only: paths, absolute, UNC and traversal are refused', () => {
+  assert.deepEqual(imageRequest(new URL('app://img/42?size=64')), { id: 42, size: 64 });
+  assert.deepEqual(imageRequest(new URL('app://img/7?size=99999')), { id: 7, size: 512 });
+  for (const bad of [
+    'app://img/../../etc/passwd',
+    'app://img/%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+    'app://img//etc/passwd',
+    'app://img/C:/Windows/win.ini',
+    'app://img/%5c%5cserver%5cshare%5cx.png',
+    'app://img/\\\\server\\share\\x.png',
+    'app://img/12%2f..%2f13',
+    'app://img/12%00',
+    'app://img/-1',
+    'app://img/',
+  ]) {
+    assert.equal(imageRequest(new URL(bad)), null, bad);
   }
 });

@@ -14,7 +14,7 @@ import {
   type UtilityProcess,
 } from 'electron';
 import { contentSecurityPolicy } from '../host/csp.ts';
-import { resolveInside, webPreferences } from './window-options.ts';
+import { imageRequest, resolveInside, webPreferences } from './window-options.ts';
 
 protocol.registerSchemesAsPrivileged([
   { scheme: 'app', privileges: { standard: true, secure: true, supportFetchAPI: true } },
@@ -68,9 +68,9 @@ void app.whenReady().then(() => {
   protocol.handle('app', async (req) => {
     const url = new URL(req.url);
     if (url.host === 'img') {
-      const id = Number(url.pathname.replace(/^\//, ''));
-      const size = Math.min(512, Math.max(16, Number(url.searchParams.get('size') ?? 128) || 128));
-      const b64 = (await request({ thumbnail: { imageId: id, size } })) as string | null;
+      const img = imageRequest(url);
+      if (!img) return new Response('forbidden', { status: 403 });
+      const b64 = (await request({ thumbnail: { imageId: img.id, size: img.size } })) as string | null;
       return b64
         ? new Response(Buffer.from(b64, 'base64'), { headers: { 'Content-Type': 'image/jpeg' } })
         : new Response('not found', { status: 404 });

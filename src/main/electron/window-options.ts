@@ -47,3 +47,14 @@ export function resolveInside(root: string, requestPath: string, sep = '/'): str
   if (parts.length === 0) parts.push('index.html');
   return [root.replace(/[\\/]+$/, ''), ...parts].join(sep);
 }
+
+/**
+ * An app://img/… request: images are addressed by their id in the project, never by a path, so no file
+ * outside the project's images can be named. Anything but `/<id>` is refused.
+ */
+export function imageRequest(url: URL): { id: number; size: number } | null {
+  const m = /^\/(\d{1,12})$/.exec(url.pathname);
+  if (!m) return null;
+  const size = Math.min(512, Math.max(16, Number(url.searchParams.get('size') ?? 128) || 128));
+  return { id: Number(m[1]), size };
+}

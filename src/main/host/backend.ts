@@ -31,6 +31,8 @@ import { renderEvaluationReport } from '../engine/report/evaluation-report.ts';
 import { trainModel } from '../engine/train.ts';
 import { softwareVersions } from '../engine/versions.ts';
 import { Project } from '../store/project.ts';
+import { checkProjectFile } from '../store/corruption.ts';
+import { findBackups, recoverProject, restoreBackup } from '../store/recover.ts';
 import { JobManager, type JobContext } from './jobs.ts';
 import { datasetWarnings } from '../engine/dataset-warnings.ts';
 
@@ -59,7 +61,18 @@ export class Backend {
         transport: options.transport,
       }),
       'project.create': async ({ file }) => this.setProject(Project.create(this.projectPath(file))),
-      'project.open': async ({ file }) => this.setProject(Project.open(path.resolve(file))),
+      // A damaged file is reported (PROJECT_CORRUPT) before anything reads it; the window then offers
+      // its backups or a recovery into a new file (see store/recover.ts).
+      'project.open': async ({ file }) => this.setProject(Project.open(path.resolve(file), { check: true })),
+      'project.recovery': async ({ file }) => {
+        const abs = this.existing(file);
+        return { file: abs, problems: checkProjectFile(abs), backups: findBackups(abs) };
+      },
+      'project.recover': async ({ file }) => recoverProject(this.existing(file)),
+      'project.restore': async ({ file, backup }) =>
+        this.setProject(
+          Project.open(restoreBackup(this.existing(backup), this.existing(file)), { check: true }),
+        ),
       'project.current': async () => (this.project ? this.info(this.project) : null),
       'project.recent': async () => ({ files: this.recent().filter((f) => fs.existsSync(f)) }),
       'models.list': async () => {
@@ -374,6 +387,13 @@ export class Backend {
     this.backbones.clear();
     this.project?.close();
     this.project = null;
+  }
+
+  private existing(file: string): string {
+    const abs = path.resolve(file);
+    if (!fs.statSync(abs, { throwIfNoEntry: false })?.isFile())
+      throw new FewShotError('NOT_FOUND', `No file at ${file}.`);
+    return abs;
   }
 
   private projectPath(file: string): string {

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { FewShotError } from '../../shared/errors.ts';
 import { MIGRATIONS, type Migration } from './migrations/index.ts';
+import { corruptionError } from './corruption.ts';
 
 export type Db = Database.Database;
 
@@ -31,6 +32,8 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
   try {
     db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: !options.create });
   } catch (e) {
+    const corrupt = corruptionError(file, e);
+    if (corrupt !== e) throw corrupt;
     throw new FewShotError('PROJECT_INVALID', `Cannot open ${file}: ${(e as Error).message}`, { cause: e });
   }
   try {
@@ -41,6 +44,8 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
   } catch (e) {
     db.close();
     if (e instanceof FewShotError) throw e;
+    const corrupt = corruptionError(file, e);
+    if (corrupt !== e) throw corrupt;
     throw new FewShotError(
       'PROJECT_INVALID',
       `${file} is not a FewShot Lab project: ${(e as Error).message}`,

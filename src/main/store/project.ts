@@ -1,6 +1,8 @@
 // A project: one SQLite file and the repositories over it.
 
+import fs from 'node:fs';
 import path from 'node:path';
+import { assertSound } from './corruption.ts';
 import { openDatabase, type Db, type OpenOptions } from './connection.ts';
 import { AuditRepo } from './audit-repo.ts';
 import { FeatureCache } from './feature-cache.ts';
@@ -43,7 +45,9 @@ export class Project {
     return p;
   }
 
-  static open(file: string, options: Omit<OpenOptions, 'create'> = {}): Project {
+  /** `check`: run SQLite's quick check first, so a damaged file is reported before anything uses it. */
+  static open(file: string, options: Omit<OpenOptions, 'create'> & { check?: boolean } = {}): Project {
+    if (options.check && fs.existsSync(file)) assertSound(file);
     const p = new Project(file, openDatabase(file, options));
     if (!options.readonly) p.jobs.markInterrupted();
     return p;

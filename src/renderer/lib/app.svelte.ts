@@ -11,7 +11,7 @@ import type {
   Output,
   ProjectInfo,
 } from '../../shared/contract.ts';
-import type { ErrorData } from '../../shared/errors.ts';
+import type { ErrorData, Result } from '../../shared/errors.ts';
 import { call, onJobEvent } from './api.ts';
 
 export type Screen = 'projects' | 'dataset' | 'augment' | 'train' | 'review' | 'batch' | 'report';
@@ -46,6 +46,11 @@ export class AppState {
     if (r.ok) return r.value;
     this.handleError(r.error);
     return null;
+  }
+
+  /** Calls the host and hands back the result, for a screen that handles a failure itself. */
+  callResult<C extends Channel>(channel: C, input: Input<C>): Promise<Result<Output<C>>> {
+    return call(channel, input);
   }
 
   handleError(e: ErrorData): void {

@@ -1,0 +1,47 @@
+// Telling a damaged project file apart from other failures to open it.
+
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { FewShotError } from '../../shared/errors.ts';
+
+export function isCorruption(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? '';
+  return /SQLITE_(CORRUPT|NOTADB)/.test(code) || /malformed|not a database/i.test(String(e));
+}
+
+/** The typed error for a damaged file, or the original error when it is something else. */
+export function corruptionError(file: string, e: unknown): unknown {
+  if (!isCorruption(e)) return e;
+  return new FewShotError(
+    'PROJECT_CORRUPT',
+    `${path.basename(file)} is damaged (${String((e as Error).message ?? e).slice(0, 120)}). ` +
+      'It has not been changed. Open a backup or recover what can still be read into a new project.',
+    { cause: e },
+  );
+}
+
+/** Throws PROJECT_CORRUPT when SQLite's quick check finds damage. */
+export function assertSound(file: string): void {
+  const problems = checkProjectFile(file);
+  if (problems.length)
+    throw new FewShotError(
+      'PROJECT_CORRUPT',
+      `${path.basename(file)} is damaged (${problems.join('; ').slice(0, 160)}). ` +
+        'It has not been changed. Open a backup or recover what can still be read into a new project.',
+    );
+}
+
+/** SQLite's quick check on a read-only connection: 'ok', or the first problems it reports. */
+export function checkProjectFile(file: string): string[] {
+  let db: Database.Database | null = null;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    const rows = db.prepare('PRAGMA quick_check(5)').pluck().all() as string[];
+    return rows.length === 1 && rows[0] === 'ok' ? [] : rows;
+  } catch (e) {
+    if (!isCorruption(e)) throw e;
+    return [String((e as Error).message ?? e)];
+  } finally {
+    db?.close();
+  }
+}
