@@ -1,10 +1,12 @@
 // Valid images of every format the app reads, and fast-check mutations of them (bit flips, truncations,
 // overwritten runs, spliced headers): the material of the decoder fuzz test and the robustness bench.
 
+import fs from 'node:fs';
+import path from 'node:path';
 import fc from 'fast-check';
 import sharp from 'sharp';
 import { makeDicom } from './dicom.ts';
-import { noiseJpeg } from './images.ts';
+import { declaredPng, noiseJpeg, solidPng } from './images.ts';
 
 /** One small valid file per format, named with its extension. */
 export async function seedImages(): Promise<Map<string, Buffer>> {
@@ -103,4 +105,52 @@ export async function mutantCorpus(count: number, seed: number): Promise<[string
     const [name, bytes] = seeds[s] as [string, Buffer];
     return [`mutant-${String(i).padStart(4, '0')}-${name}`, mutate(bytes, ms)];
   });
+}
+
+/**
+ * The hostile folder a hospital share produces, one file per case, under `dir/<case>/`: damaged, empty,
+ * mislabelled, vector, bomb, odd colour models and orientations, animations, tiny, unicode and very long
+ * names, DICOM (plain, compressed, truncated), a dangling link and a non-image. Returns the file count.
+ */
+export async function writeHostileCorpus(dir: string): Promise<number> {
+  const files: [string, Buffer][] = [];
+  const jpg = await noiseJpeg(60, 40, 3);
+  const png = await solidPng(30, 20, [10, 200, 30]);
+  files.push(['damaged/truncated.jpg', jpg.subarray(0, jpg.length >> 1)]);
+  files.push(['damaged/truncated.png', png.subarray(0, png.length - 20)]);
+  files.push(['damaged/zero-byte.png', Buffer.alloc(0)]);
+  files.push(['damaged/text-as.png', Buffer.from('not an image, just notes\n')]);
+  files.push(['damaged/binary.dat', Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 131) % 256))]);
+  files.push(['blocked/vector.svg', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>')]);
+  files.push(['blocked/bomb.png', declaredPng(100_000, 100_000)]);
+  for (let o = 1; o <= 8; o++)
+    files.push([
+      `odd/orientation-${o}.jpg`,
+      await sharp(jpg).withMetadata({ orientation: o }).jpeg().toBuffer(),
+    ]);
+  files.push(['odd/cmyk.jpg', await sharp(jpg).toColourspace('cmyk').jpeg().toBuffer()]);
+  files.push(['odd/one-pixel.png', await solidPng(1, 1)]);
+  const frames = Buffer.concat([Buffer.alloc(16 * 16 * 4, 200), Buffer.alloc(16 * 16 * 4, 40)]);
+  files.push([
+    'odd/animated.gif',
+    await sharp(frames, { raw: { width: 16, height: 32, channels: 4, pageHeight: 16 } as never })
+      .gif()
+      .toBuffer(),
+  ]);
+  files.push(['odd/Zellkern-µ-细胞-🩸.png', await solidPng(21, 21, [1, 2, 3])]);
+  files.push([`odd/${'long-name-'.repeat(22)}.png`, await solidPng(22, 21, [4, 5, 6])]);
+  const values = Array.from({ length: 64 }, (_, i) => i * 50);
+  files.push(['dicom/plain.dcm', makeDicom({ width: 8, height: 8, values, patientId: 'MRN-TEST' })]);
+  files.push([
+    'dicom/compressed.dcm',
+    makeDicom({ width: 8, height: 8, values, transferSyntax: '1.2.840.10008.1.2.4.50' }),
+  ]);
+  const dcm = makeDicom({ width: 8, height: 8, values: values.map((v) => v + 1) });
+  files.push(['dicom/truncated.dcm', dcm.subarray(0, dcm.length - 40)]);
+  for (const [rel, bytes] of files) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), bytes);
+  }
+  fs.symlinkSync(path.join(dir, 'no-such-target.jpg'), path.join(dir, 'damaged', 'dangling.jpg'));
+  return files.length + 1;
 }
