@@ -31,13 +31,20 @@ const projectCreate: Command = async (args, ctx) => {
 };
 
 const importCmd: Command = async (args, ctx) => {
-  const [file, folder] = need(args, 2, 'import FILE FOLDER [--groups CSV]') as [string, string];
+  const [file, folder] = need(args, 2, 'import FILE FOLDER [--groups CSV] [--frames first|each]') as [
+    string,
+    string,
+  ];
+  const frames = stringOption(ctx, 'frames') ?? 'first';
+  if (frames !== 'first' && frames !== 'each')
+    throw new FewShotError('INVALID_INPUT', '--frames is "first" or "each".');
   return withProject(file, async (p) => {
     const groups = stringOption(ctx, 'groups');
     const groupColumn = stringOption(ctx, 'group-column');
     const summary = await importFolder(p, folder, {
       ...(groups ? { groupsCsv: groups } : {}),
       ...(groupColumn ? { groupColumn } : {}),
+      frames,
       limits: { ...DEFAULT_LIMITS, maxPixels: intOption(ctx, 'max-pixels', DEFAULT_LIMITS.maxPixels) },
       onProgress: (pr) => {
         if (pr.phase === 'importing')
@@ -51,6 +58,12 @@ const importCmd: Command = async (args, ctx) => {
     );
     for (const [cls, n] of Object.entries(summary.perClass)) ctx.log(`  ${cls}: ${n}`);
     if (summary.groupsAssigned) ctx.log(`Groups assigned: ${summary.groupsAssigned}`);
+    if (summary.multiPage)
+      ctx.log(
+        frames === 'each'
+          ? `${summary.multiPage} multi-page files: every page imported as its own image (pages of one file share a group).`
+          : `${summary.multiPage} multi-page files: only the first page of each was imported (--frames each imports every page).`,
+      );
     if (summary.rejected.length) {
       ctx.log(`Rejected ${summary.rejected.length} files:`);
       for (const r of summary.rejected) ctx.log(`  ${r.path}: ${r.code}: ${r.message}`);

@@ -9,7 +9,9 @@ const USAGE = `usage: fewshot <command> [options]
 
   project create FILE                 create a project file (e.g. lab.fsl)
   backup FILE --out PATH              an online copy of a project (safe while it is in use)
-  import FILE FOLDER [--groups CSV]   import a folder with one subfolder per class
+  import FILE FOLDER [--groups CSV] [--frames first|each]
+                                      import a folder with one subfolder per class; --frames each:
+                                      every page of a multi-page TIFF / frame of a DICOM as an image
   models list                         backbones: installed and missing
   models add PATH [--id ID] [--preset imagenet|caffe-bgr|tf-inception]
   features FILE --backbone ID         compute (or read cached) features

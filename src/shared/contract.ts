@@ -46,7 +46,11 @@ export const INPUTS = {
   'project.recover': z.strictObject({ file: path }),
   'project.restore': z.strictObject({ file: path, backup: path }),
   'models.list': empty,
-  'dataset.import': z.strictObject({ folder: path, groupsCsv: path.optional() }),
+  'dataset.import': z.strictObject({
+    folder: path,
+    groupsCsv: path.optional(),
+    frames: z.enum(['first', 'each']).optional(),
+  }),
   'dataset.summary': empty,
   'dataset.images': z.strictObject({
     className: z.string().nullable().optional(),

@@ -34,6 +34,8 @@ export interface ImportSummary {
   groupsAssigned: number;
   /** Group-file rows naming no imported file. */
   groupsUnmatched: number;
+  /** Multi-page TIFF or multi-frame DICOM files met (their first page only, unless each page was asked for). */
+  multiPage: number;
 }
 
 export type ImportProgress =

@@ -48,8 +48,8 @@ test('DICOM goes through the same pipeline as any image; multi-frame reads the f
     values: Array.from({ length: 1200 }, (_, i) => i),
     frames: 3,
   });
-  assert.deepEqual(await probeImage(bytes), { format: 'dicom', width: 40, height: 30 });
-  assert.deepEqual(await validateImage(bytes), { format: 'dicom', width: 40, height: 30 });
+  assert.deepEqual(await probeImage(bytes), { format: 'dicom', width: 40, height: 30, pages: 3 });
+  assert.deepEqual(await validateImage(bytes), { format: 'dicom', width: 40, height: 30, pages: 3 });
   const rgb = await toRgb(decoder(bytes));
   assert.deepEqual([rgb.width, rgb.height], [40, 30]);
   assert.deepEqual([...rgb.data.subarray(0, 3)], [0, 0, 0]);

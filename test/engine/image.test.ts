@@ -128,5 +128,5 @@ test('damaged, empty, foreign and oversized files fail with a typed reason', asy
   );
   await rejects(validateImage(jpeg, { maxPixels: 1e9, maxBytes: 100 }), 'IMAGE_TOO_LARGE');
   const ok = await validateImage(jpeg);
-  assert.deepEqual(ok, { format: 'jpeg', width: 64, height: 64 });
+  assert.deepEqual(ok, { format: 'jpeg', width: 64, height: 64, pages: 1 });
 });

@@ -38,6 +38,8 @@ export interface DicomSpec {
   patientId?: string;
   patientName?: string;
   frames?: number;
+  /** Added to every value of frame f, times f, so frames differ. */
+  frameOffset?: number;
 }
 
 export function makeDicom(s: DicomSpec): Buffer {
@@ -55,7 +57,8 @@ export function makeDicom(s: DicomSpec): Buffer {
   const frames = s.frames ?? 1;
   const pixels = Buffer.alloc(s.values.length * (bits / 8) * frames);
   for (let f = 0; f < frames; f++)
-    s.values.forEach((v, i) => {
+    s.values.forEach((v0, i) => {
+      const v = v0 + f * (s.frameOffset ?? 0);
       const o = f * s.values.length + i;
       if (bits === 8) pixels.writeUInt8(v & 0xff, o);
       else pixels.writeUInt16LE(v & 0xffff, o * 2);

@@ -79,12 +79,13 @@ export class Backend {
         const problems: { dir: string; message: string }[] = [];
         return { models: listBackbones(problems), problems };
       },
-      'dataset.import': async ({ folder, groupsCsv }) => {
+      'dataset.import': async ({ folder, groupsCsv, frames }) => {
         const p = this.requireProject();
         return {
           jobId: this.jobs.start('import', (ctx) =>
             importFolder(p, folder, {
               ...(groupsCsv ? { groupsCsv } : {}),
+              ...(frames ? { frames } : {}),
               signal: ctx.signal,
               onProgress: (e) => {
                 if (e.phase === 'importing')

@@ -73,8 +73,8 @@ export class ImagesRepo {
   private readonly classByName;
   private readonly insertClass;
   constructor(private readonly db: Db) {
-    this.bySha = db.prepare<[string], { id: number; root_id: number; rel_path: string }>(
-      'SELECT id, root_id, rel_path FROM images WHERE sha256 = ?',
+    this.bySha = db.prepare<[string], { id: number; root_id: number; rel_path: string; format: string }>(
+      'SELECT id, root_id, rel_path, format FROM images WHERE sha256 = ?',
     );
     this.insertBlob = db.prepare('INSERT OR IGNORE INTO image_blobs (sha256, bytes) VALUES (?, ?)');
     this.insertImage = db.prepare(`INSERT INTO images
@@ -117,9 +117,16 @@ export class ImagesRepo {
       .all();
   }
 
-  findBySha(sha256: string): { id: number; rootId: number; relPath: string } | null {
+  findBySha(sha256: string): { id: number; rootId: number; relPath: string; format: string } | null {
     const r = this.bySha.get(sha256);
-    return r ? { id: r.id, rootId: r.root_id, relPath: r.rel_path } : null;
+    return r ? { id: r.id, rootId: r.root_id, relPath: r.rel_path, format: r.format } : null;
+  }
+
+  /** A whole multi-page file imported earlier becomes the first of its pages (same pixels, same labels). */
+  becomeFirstPage(id: number, relPath: string, groupKey: string): void {
+    this.db
+      .prepare('UPDATE images SET rel_path = ?, group_key = coalesce(group_key, ?) WHERE id = ?')
+      .run(relPath, groupKey, id);
   }
 
   /** Inserts the image and its bytes; the caller wraps batches of these in one transaction. */

@@ -60,10 +60,14 @@ export class DecodePool {
   }
 
   /** Validates one file's bytes in a child process; resolves with the image or a typed rejection. */
-  validate(bytes: Uint8Array, limits: DecodeLimits): Promise<DecodeReply> {
+  validate(
+    bytes: Uint8Array,
+    limits: DecodeLimits,
+    frames: 'first' | 'each' = 'first',
+  ): Promise<DecodeReply> {
     if (this.closed) return Promise.reject(new FewShotError('INTERNAL', 'The decode pool is closed.'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ req: { id: this.nextId++, bytes, limits }, resolve, reject });
+      this.queue.push({ req: { id: this.nextId++, bytes, limits, frames }, resolve, reject });
       this.dispatch();
     });
   }

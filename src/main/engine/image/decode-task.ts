@@ -3,17 +3,28 @@
 // process so that a decoder that crashes or hangs on a hostile file takes down only that file.
 
 import type { RejectCode } from '../../../shared/domain.ts';
-import { DEFAULT_LIMITS, ImageError, validateImage, type DecodeLimits, type ImageInfo } from './decode.ts';
+import {
+  DEFAULT_LIMITS,
+  ImageError,
+  hasSeparablePages,
+  pageImages,
+  validateImage,
+  type DecodeLimits,
+  type ImageInfo,
+  type PageImage,
+} from './decode.ts';
 import { dicomGroupKey } from './dicom.ts';
 
 export interface DecodeRequest {
   id: number;
   bytes: Uint8Array;
   limits: DecodeLimits;
+  /** 'each': every page of a multi-page TIFF or frame of a multi-frame DICOM comes back as a PNG. */
+  frames?: 'first' | 'each';
 }
 
 export type DecodeReply =
-  | { id: number; ok: true; info: ImageInfo; dicomGroup: string | null }
+  | { id: number; ok: true; info: ImageInfo; dicomGroup: string | null; pages?: PageImage[] }
   | { id: number; ok: false; code: RejectCode; message: string };
 
 export async function validateTask(req: DecodeRequest): Promise<DecodeReply> {
@@ -21,6 +32,8 @@ export async function validateTask(req: DecodeRequest): Promise<DecodeReply> {
     const info = await validateImage(req.bytes, req.limits ?? DEFAULT_LIMITS);
     // DICOM: the patient (hashed, never stored in clear) keeps their images on one side of every split.
     const dicomGroup = info.format === 'dicom' ? dicomGroupKey(req.bytes) : null;
+    if (req.frames === 'each' && hasSeparablePages(info))
+      return { id: req.id, ok: true, info, dicomGroup, pages: await pageImages(req.bytes, info, req.limits) };
     return { id: req.id, ok: true, info, dicomGroup };
   } catch (e) {
     if (e instanceof ImageError) return { id: req.id, ok: false, code: e.reject, message: e.message };

@@ -6,7 +6,8 @@
 //  - Alpha is composited onto white (scans and exports with transparency usually mean "paper").
 //  - Greyscale is replicated to three equal channels; CMYK is converted to sRGB with its ICC profile.
 //  - 16-bit samples are mapped linearly from 0..65535 to 0..255 (full range; no silent clipping).
-//  - Animated or multi-page files: the first frame/page only.
+//  - Animated or multi-page files: the first frame/page only, unless an import asks for every page of a
+//    multi-page TIFF or every frame of a multi-frame DICOM (see pageImages), each then its own image.
 
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { sniffImage } from './sniff.ts';
@@ -32,6 +33,8 @@ export interface ImageInfo {
   /** As displayed, after EXIF orientation. */
   width: number;
   height: number;
+  /** Pages (TIFF), frames (DICOM, GIF, WebP); 1 for a still image. */
+  pages: number;
 }
 
 const WHITE = { r: 255, g: 255, b: 255 };
@@ -54,7 +57,7 @@ export async function probeImage(
         'IMAGE_TOO_LARGE',
         `The image is ${d.width}×${d.height}; the limit is ${(limits.maxPixels / 1e6).toFixed(1)} MP.`,
       );
-    return { format: 'dicom', width: d.width, height: d.height };
+    return { format: 'dicom', width: d.width, height: d.height, pages: d.frames };
   }
   const sniffed = sniffImage(bytes);
   if (sniffed.kind === 'unknown')
@@ -75,7 +78,7 @@ export async function probeImage(
       `The image is ${width}×${height} (${((width * height) / 1e6).toFixed(1)} MP); the limit is ${(limits.maxPixels / 1e6).toFixed(1)} MP.`,
     );
   }
-  return { format: meta.format, width, height };
+  return { format: meta.format, width, height, pages: meta.pages ?? 1 };
 }
 
 /** Starts the shared decode pipeline: limits, first page, orientation, white background for alpha. */
@@ -149,4 +152,60 @@ function classify(e: unknown, format: string): ImageError {
 
 function firstLine(s: string): string {
   return (s.split('\n')[0] ?? s).slice(0, 200);
+}
+
+/** Most pages or frames one file may turn into (a whole-slide pyramid or a long cine loop is not a set of
+ * specimens). */
+export const MAX_PAGES = 1000;
+
+export interface PageImage {
+  /** A lossless PNG of the page. */
+  bytes: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** Formats whose pages or frames are separate images when an import asks for each of them. */
+export function hasSeparablePages(info: ImageInfo): boolean {
+  return info.pages > 1 && (info.format === 'tiff' || info.format === 'dicom');
+}
+
+/**
+ * Every page of a multi-page TIFF or frame of a multi-frame DICOM as its own lossless PNG, oriented, with
+ * the page's own bit depth (a 16-bit page stays 16-bit; DICOM frames are rendered through their VOI).
+ */
+export async function pageImages(
+  bytes: Uint8Array,
+  info: ImageInfo,
+  limits: DecodeLimits = DEFAULT_LIMITS,
+): Promise<PageImage[]> {
+  if (info.pages > MAX_PAGES)
+    throw new ImageError(
+      'IMAGE_TOO_LARGE',
+      `The file has ${info.pages} pages; at most ${MAX_PAGES} can be imported as separate images.`,
+    );
+  const out: PageImage[] = [];
+  for (let page = 0; page < info.pages; page++) {
+    try {
+      let pipeline: Sharp;
+      if (info.format === 'dicom') {
+        const d = decodeDicom(bytes, page);
+        pipeline = sharp(Buffer.from(d.pixels.buffer, d.pixels.byteOffset, d.pixels.byteLength), {
+          raw: { width: d.width, height: d.height, channels: d.channels },
+        });
+      } else
+        pipeline = sharp(bytes, {
+          limitInputPixels: limits.maxPixels,
+          failOn: 'error',
+          page,
+          pages: 1,
+        }).autoOrient();
+      const { data, info: o } = await pipeline.png().toBuffer({ resolveWithObject: true });
+      out.push({ bytes: data, width: o.width, height: o.height });
+    } catch (e) {
+      if (e instanceof ImageError) throw e;
+      throw classify(e, `${info.format} page ${page + 1}`);
+    }
+  }
+  return out;
 }

@@ -7,7 +7,13 @@ import path from 'node:path';
 import type { ImportProgress, ImportSummary, RejectCode, RejectedFile } from '../../../shared/domain.ts';
 import { FewShotError } from '../../../shared/errors.ts';
 import type { Project } from '../../store/project.ts';
-import { DEFAULT_LIMITS, type DecodeLimits, type ImageInfo } from '../image/decode.ts';
+import {
+  DEFAULT_LIMITS,
+  hasSeparablePages,
+  type DecodeLimits,
+  type ImageInfo,
+  type PageImage,
+} from '../image/decode.ts';
 import { DecodePool } from '../image/decode-pool.ts';
 import { readGroupsCsv } from './groups.ts';
 import { scanFolder, type ScannedFile } from './scan.ts';
@@ -20,6 +26,8 @@ export interface ImportOptions {
   onProgress?: (p: ImportProgress) => void;
   /** Files validated in parallel and committed together. */
   chunkSize?: number;
+  /** Multi-page TIFF and multi-frame DICOM: the first page only (default), or each page as an image. */
+  frames?: 'first' | 'each';
   /** The decode processes to use; by default the import starts its own and stops them at the end. */
   decodePool?: DecodePool;
 }
@@ -32,6 +40,7 @@ type Checked =
       bytes: Buffer;
       info: ImageInfo;
       dicomGroup: string | null;
+      pages?: PageImage[];
     }
   | { file: ScannedFile; kind: 'known'; sha256: string; sameFile: boolean }
   | { file: ScannedFile; kind: 'rejected'; code: RejectCode; message: string };
@@ -42,6 +51,7 @@ async function check(
   file: ScannedFile,
   limits: DecodeLimits,
   pool: DecodePool,
+  frames: 'first' | 'each',
 ): Promise<Checked> {
   let bytes: Buffer;
   try {
@@ -67,11 +77,21 @@ async function check(
   }
   const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
   const known = project.images.findBySha(sha256);
-  if (known)
-    return { file, kind: 'known', sha256, sameFile: known.rootId === rootId && known.relPath === file.rel };
-  const r = await pool.validate(bytes, limits);
+  const sameFile = known !== null && known.rootId === rootId && known.relPath === file.rel;
+  // A multi-page file imported earlier as its first page is read again when every page is asked for.
+  const splitAgain = sameFile && frames === 'each' && /^(tiff|dicom)$/.test(known.format);
+  if (known && !splitAgain) return { file, kind: 'known', sha256, sameFile };
+  const r = await pool.validate(bytes, limits, frames);
   if (!r.ok) return { file, kind: 'rejected', code: r.code, message: r.message };
-  return { file, kind: 'new', sha256, bytes, info: r.info, dicomGroup: r.dicomGroup };
+  return {
+    file,
+    kind: 'new',
+    sha256,
+    bytes,
+    info: r.info,
+    dicomGroup: r.dicomGroup,
+    ...(r.pages ? { pages: r.pages } : {}),
+  };
 }
 
 export async function importFolder(
@@ -109,6 +129,7 @@ export async function importFolder(
     perClass: {},
     groupsAssigned: 0,
     groupsUnmatched: 0,
+    multiPage: 0,
   };
   const matchedGroups = new Set<string>();
   let lastProgress = 0;
@@ -125,6 +146,13 @@ export async function importFolder(
     };
     options.onProgress?.(p);
     project.jobs.progress(jobId, p);
+  };
+
+  const addedOne = (className: string | null, groupKey: string | null): void => {
+    summary.added++;
+    if (groupKey !== null) summary.groupsAssigned++;
+    const key = className ?? '(unlabelled)';
+    summary.perClass[key] = (summary.perClass[key] ?? 0) + 1;
   };
 
   const commit = (results: Checked[]): void => {
@@ -146,12 +174,50 @@ export async function importFolder(
           } else summary.duplicates++;
           continue;
         }
-        // Two identical files within one chunk: the second is a duplicate of the first.
-        if (project.images.findBySha(r.sha256)) {
-          summary.duplicates++;
+        if (hasSeparablePages(r.info)) summary.multiPage++;
+        const classId = r.file.className === null ? null : project.images.ensureClass(r.file.className);
+        if (r.pages) {
+          // Each page is an image; the pages of one file stay together in every split.
+          const groupKey = group ?? r.dicomGroup ?? `file-${r.sha256.slice(0, 16)}`;
+          const whole = project.images.findBySha(r.sha256);
+          r.pages.forEach((page, k) => {
+            const relPath = `${r.file.rel}#page=${k + 1}`;
+            if (k === 0 && whole) {
+              project.images.becomeFirstPage(whole.id, relPath, groupKey);
+              summary.alreadyPresent++;
+              return;
+            }
+            const sha = crypto.createHash('sha256').update(page.bytes).digest('hex');
+            const known = project.images.findBySha(sha);
+            if (known) {
+              if (known.rootId === rootId && known.relPath === relPath) summary.alreadyPresent++;
+              else summary.duplicates++;
+              return;
+            }
+            const bytes = Buffer.from(page.bytes.buffer, page.bytes.byteOffset, page.bytes.byteLength);
+            project.images.add({
+              sha256: sha,
+              rootId,
+              relPath,
+              fileSize: bytes.length,
+              width: page.width,
+              height: page.height,
+              format: 'png',
+              classId,
+              groupKey,
+              bytes,
+            });
+            addedOne(r.file.className, groupKey);
+          });
           continue;
         }
-        const classId = r.file.className === null ? null : project.images.ensureClass(r.file.className);
+        // Two identical files within one chunk: the second is a duplicate of the first.
+        const seen = project.images.findBySha(r.sha256);
+        if (seen) {
+          if (seen.rootId === rootId && seen.relPath === r.file.rel) summary.alreadyPresent++;
+          else summary.duplicates++;
+          continue;
+        }
         const groupKey = group ?? r.dicomGroup;
         project.images.add({
           sha256: r.sha256,
@@ -165,10 +231,7 @@ export async function importFolder(
           groupKey,
           bytes: r.bytes,
         });
-        summary.added++;
-        if (groupKey !== null) summary.groupsAssigned++;
-        const key = r.file.className ?? '(unlabelled)';
-        summary.perClass[key] = (summary.perClass[key] ?? 0) + 1;
+        addedOne(r.file.className, groupKey);
       }
     })();
   };
@@ -177,7 +240,9 @@ export async function importFolder(
     let chunk: ScannedFile[] = [];
     const flush = async (): Promise<void> => {
       if (!chunk.length) return;
-      const results = await Promise.all(chunk.map((f) => check(project, rootId, f, limits, pool)));
+      const results = await Promise.all(
+        chunk.map((f) => check(project, rootId, f, limits, pool, options.frames ?? 'first')),
+      );
       commit(results);
       chunk = [];
       progress();
