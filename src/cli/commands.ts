@@ -2,6 +2,7 @@
 
 import path from 'node:path';
 import { FewShotError } from '../shared/errors.ts';
+import { HIGH_BIT_DEPTH_POLICIES, type HighBitDepth } from '../shared/domain.ts';
 import { Backbone } from '../main/engine/backbones/backbone.ts';
 import { addOnnxBackbone } from '../main/engine/backbones/install.ts';
 import { listBackbones, resolveBackbone, userModelsDir } from '../main/engine/backbones/registry.ts';
@@ -137,8 +138,23 @@ const features: Command = async (args, ctx) => {
   });
 };
 
+const projectSettings: Command = async (args, ctx) => {
+  const [file] = need(args, 1, 'project settings FILE [--high-bit-depth full|percentile]') as [string];
+  return withProject(file, async (p) => {
+    const policy = stringOption(ctx, 'high-bit-depth');
+    if (policy !== undefined) {
+      if (!(HIGH_BIT_DEPTH_POLICIES as readonly string[]).includes(policy))
+        throw new FewShotError('INVALID_INPUT', '--high-bit-depth is "full" or "percentile".');
+      p.setHighBitDepth(policy as HighBitDepth);
+    }
+    ctx.log(`16-bit images: ${p.highBitDepth()}`);
+    return { file: path.resolve(file), highBitDepth: p.highBitDepth() };
+  });
+};
+
 export const COMMANDS: Record<string, Command> = {
   'project create': projectCreate,
+  'project settings': projectSettings,
   backup,
   import: importCmd,
   'models list': modelsList,

@@ -8,6 +8,8 @@ import { COMMANDS, type CliContext } from './commands.ts';
 const USAGE = `usage: fewshot <command> [options]
 
   project create FILE                 create a project file (e.g. lab.fsl)
+  project settings FILE [--high-bit-depth full|percentile]
+                                      16-bit PNG/TIFF: full range, or each image's 0.5–99.5 % range
   backup FILE --out PATH              an online copy of a project (safe while it is in use)
   import FILE FOLDER [--groups CSV] [--frames first|each]
                                       import a folder with one subfolder per class; --frames each:
@@ -43,6 +45,8 @@ export async function main(argv: string[]): Promise<number> {
         groups: { type: 'string' },
         'group-column': { type: 'string' },
         'max-pixels': { type: 'string' },
+        frames: { type: 'string' },
+        'high-bit-depth': { type: 'string' },
         backbone: { type: 'string' },
         batch: { type: 'string' },
         'batch-size': { type: 'string' },

@@ -6,6 +6,7 @@ export const CHANNEL_NAMES = [
   'project.open',
   'project.current',
   'project.recent',
+  'project.settings',
   'project.recovery',
   'project.recover',
   'project.restore',

@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { AugmentSpecSchema } from './augment.ts';
 import type { CHANNEL_NAMES } from './channels.ts';
 import type { BackboneInfo } from './backbones.ts';
-import type { BackupInfo, ImportSummary, RecoveryReport, RejectedFile } from './domain.ts';
+import { HIGH_BIT_DEPTH_POLICIES } from './domain.ts';
+import type { BackupInfo, HighBitDepth, ImportSummary, RecoveryReport, RejectedFile } from './domain.ts';
 import type { ErrorData, Result } from './errors.ts';
 import type {
   ClassifySummary,
@@ -42,6 +43,7 @@ export const INPUTS = {
   'project.open': z.strictObject({ file: path }),
   'project.current': empty,
   'project.recent': empty,
+  'project.settings': z.strictObject({ highBitDepth: z.enum(HIGH_BIT_DEPTH_POLICIES).optional() }),
   'project.recovery': z.strictObject({ file: path }),
   'project.recover': z.strictObject({ file: path }),
   'project.restore': z.strictObject({ file: path, backup: path }),
@@ -126,6 +128,8 @@ export interface ProjectInfo {
   name: string;
   images: number;
   classes: number;
+  /** How 16-bit PNG/TIFF images become 8-bit in this project (see HighBitDepth). */
+  highBitDepth: HighBitDepth;
 }
 
 export interface ImageItem {
@@ -194,6 +198,7 @@ export interface Outputs {
   'project.open': ProjectInfo;
   'project.current': ProjectInfo | null;
   'project.recent': { files: string[] };
+  'project.settings': ProjectInfo;
   'project.recovery': { file: string; problems: string[]; backups: BackupInfo[] };
   'project.recover': RecoveryReport;
   'project.restore': ProjectInfo;

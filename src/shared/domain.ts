@@ -82,3 +82,12 @@ export interface BackupInfo {
   status: string;
   images: number | null;
 }
+
+/**
+ * How 16-bit PNG/TIFF samples become the 8 bits every model sees: 'full' maps 0–65535 linearly onto
+ * 0–255; 'percentile' maps each image's 0.5th–99.5th percentile onto 0–255 and clips the rest (for 10-,
+ * 12- or 14-bit camera data stored in 16-bit files, which the full range renders nearly black).
+ */
+export const HIGH_BIT_DEPTH_POLICIES = ['full', 'percentile'] as const;
+export type HighBitDepth = (typeof HIGH_BIT_DEPTH_POLICIES)[number];
+export const PERCENTILE_WINDOW = { low: 0.5, high: 99.5 } as const;

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
+import sharp from 'sharp';
 import { ensureRandomResNet18 } from '../../src/main/engine/backbones/install.ts';
 import { encodeModel } from '../../src/main/engine/onnx/model.ts';
 import { buildResNet18 } from '../../src/main/engine/backbones/resnet18.ts';
@@ -95,4 +96,40 @@ test('errors: one line on stderr and a non-zero exit', () => {
   const noBackbone = fewshot('features', path.join(tmpDir(), 'x.fsl'));
   assert.equal(noBackbone.code, 2);
   assert.match(noBackbone.stderr, /--backbone is required/);
+});
+
+test('project settings shows and changes the 16-bit policy; a bad value is a typed error', () => {
+  const file = path.join(tmpDir('fsl-cli-settings-'), 'lab.fsl');
+  assert.equal(fewshot('project', 'create', file).code, 0);
+  assert.deepEqual(
+    (fewshot('project', 'settings', file, '--json').json() as { highBitDepth: string }).highBitDepth,
+    'full',
+  );
+  const set = fewshot('project', 'settings', file, '--high-bit-depth', 'percentile', '--json');
+  assert.equal((set.json() as { highBitDepth: string }).highBitDepth, 'percentile');
+  assert.match(fewshot('project', 'settings', file).stdout, /16-bit images: percentile/);
+  const bad = fewshot('project', 'settings', file, '--high-bit-depth', 'log');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /INVALID_INPUT/);
+});
+
+test('import --frames each turns a multi-page TIFF into one image per page; a bad value is refused', async () => {
+  const dir = tmpDir('fsl-cli-frames-');
+  const file = path.join(dir, 'lab.fsl');
+  fs.mkdirSync(path.join(dir, 'data', 'slides'), { recursive: true });
+  const pages = Buffer.concat([Buffer.alloc(10 * 10 * 3, 40), Buffer.alloc(10 * 10 * 3, 200)]);
+  fs.writeFileSync(
+    path.join(dir, 'data', 'slides', 'two.tif'),
+    await sharp(pages, { raw: { width: 10, height: 20, channels: 3, pageHeight: 10 } as never })
+      .tiff()
+      .toBuffer(),
+  );
+  assert.equal(fewshot('project', 'create', file).code, 0);
+  assert.notEqual(fewshot('import', file, path.join(dir, 'data'), '--frames', 'all').code, 0);
+  const r = fewshot('import', file, path.join(dir, 'data'), '--frames', 'each', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(
+    [(r.json() as { added: number }).added, (r.json() as { multiPage: number }).multiPage],
+    [2, 1],
+  );
 });

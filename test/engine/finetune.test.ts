@@ -127,7 +127,7 @@ test(
     // The exported network classifies through ORT.
     const c = await OnnxClassifier.load(r.onnx, entry.input);
     const x = new Float32Array(tensorSize(entry.input));
-    normalizeInto(await evalCrop((items[0] as TrainingImage).bytes(), entry.input), entry.input, x, 0);
+    normalizeInto(await evalCrop(await (items[0] as TrainingImage).bytes(), entry.input), entry.input, x, 0);
     const p = await c.embed(x, 1);
     assert.equal(p.length, 3);
     assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-5);
@@ -322,7 +322,7 @@ test(
     const trained = decodeModel(r.onnx);
     const cut = lastStageCut(trained, 'mobilenet_v2');
     const x = new Float32Array(tensorSize(entry.input));
-    normalizeInto(await evalCrop((items[0] as TrainingImage).bytes(), entry.input), entry.input, x, 0);
+    normalizeInto(await evalCrop(await (items[0] as TrainingImage).bytes(), entry.input), entry.input, x, 0);
     const worst = await tailVersusOrt(trained, cut, 'features', x);
     assert.ok(worst < 1e-4, `TF.js vs ORT: ${worst}`);
   },

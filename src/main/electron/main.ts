@@ -72,7 +72,9 @@ void app.whenReady().then(() => {
       if (!img) return new Response('forbidden', { status: 403 });
       const b64 = (await request({ thumbnail: { imageId: img.id, size: img.size } })) as string | null;
       return b64
-        ? new Response(Buffer.from(b64, 'base64'), { headers: { 'Content-Type': 'image/jpeg' } })
+        ? new Response(Buffer.from(b64, 'base64'), {
+            headers: { 'Content-Type': 'image/jpeg', 'Cache-Control': 'no-store' },
+          })
         : new Response('not found', { status: 404 });
     }
     if (url.host !== 'renderer') return new Response('not found', { status: 404 });

@@ -1,6 +1,7 @@
 // Data-set warnings a lab should see before training: missing group information, near-duplicate images
 // (the same picture twice inflates accuracy; across labels, one label is wrong), tiny or skewed classes.
 
+import { windowed } from './image/windowing.ts';
 import type { DatasetWarning } from '../../shared/contract.ts';
 import type { ProjectDataset } from './classify/dataset.ts';
 import { decoder } from './image/decode.ts';
@@ -70,7 +71,9 @@ export async function datasetWarnings(project: Project, data: ProjectDataset): P
   const prints: (ImagePrint | null)[] = [];
   for (const img of data.images) {
     const bytes = project.images.bytes(img.sha256);
-    prints.push(bytes ? await imagePrint(bytes).catch(() => null) : null);
+    prints.push(
+      bytes ? await imagePrint(await windowed(bytes, project.highBitDepth())).catch(() => null) : null,
+    );
   }
   const pairs: [number, number][] = [];
   for (let i = 0; i < prints.length; i++)

@@ -96,6 +96,7 @@ export async function trainModel(
     params.trainingSeconds = Number(((performance.now() - started) / 1000).toFixed(2));
     params.backend = `onnxruntime-node ${backbone.session.providers.join('+')} (backbone features), JavaScript float64 (head)`;
     params.augmentation = 'none (frozen features of the evaluation crop)';
+    params.highBitDepth = project.highBitDepth();
     const result = project.db.transaction(() => {
       const modelId = project.models.insert({
         name: options.name ?? `${options.strategy} on ${backbone.id}`,

@@ -2,6 +2,7 @@
 // returns errors as data. Long work runs as jobs that stream events. Transport-agnostic: the browser host
 // and Electron's utility process both feed it requests and forward its events.
 
+import { windowed } from '../engine/image/windowing.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,6 +65,11 @@ export class Backend {
       // A damaged file is reported (PROJECT_CORRUPT) before anything reads it; the window then offers
       // its backups or a recovery into a new file (see store/recover.ts).
       'project.open': async ({ file }) => this.setProject(Project.open(path.resolve(file), { check: true })),
+      'project.settings': async ({ highBitDepth }) => {
+        const p = this.requireProject();
+        if (highBitDepth) p.setHighBitDepth(highBitDepth);
+        return this.info(p);
+      },
       'project.recovery': async ({ file }) => {
         const abs = this.existing(file);
         return { file: abs, problems: checkProjectFile(abs), backups: findBackups(abs) };
@@ -163,7 +169,8 @@ export class Backend {
         const img = p.images.get(imageId);
         const bytes = img ? p.images.bytes(img.sha256) : null;
         if (!img || !bytes) throw new FewShotError('NOT_FOUND', `No image ${imageId}.`);
-        const pngs = await augmentPreview(bytes, spec, n, seed, {
+        // The same pixels training sees: the project's 16-bit policy first.
+        const pngs = await augmentPreview(await windowed(bytes, p.highBitDepth()), spec, n, seed, {
           width: 224,
           height: 224,
           resizeShorter: 256,
@@ -377,7 +384,7 @@ export class Backend {
     const img = p.images.get(imageId);
     const bytes = img ? p.images.bytes(img.sha256) : null;
     if (!img || !bytes) throw new FewShotError('NOT_FOUND', `No image ${imageId}.`);
-    return decoder(bytes)
+    return decoder(await windowed(bytes, p.highBitDepth()))
       .resize(size, size, { fit: 'inside', withoutEnlargement: false })
       .jpeg({ quality: 82 })
       .toBuffer();
@@ -435,6 +442,7 @@ export class Backend {
       name: p.meta('name') ?? path.basename(p.file),
       images: p.images.count(),
       classes: p.images.classes().length,
+      highBitDepth: p.highBitDepth(),
     };
   }
 

@@ -11,6 +11,7 @@ import { JobsRepo } from './jobs-repo.ts';
 import { ModelsRepo } from './models-repo.ts';
 import { BatchRepo } from './batch-repo.ts';
 import { nowIso } from './clock.ts';
+import { PERCENTILE_WINDOW, type HighBitDepth } from '../../shared/domain.ts';
 
 export const PROJECT_EXTENSION = '.fsl';
 
@@ -58,6 +59,27 @@ export class Project {
       this.db.prepare<[string], { value: string }>('SELECT value FROM project_meta WHERE key = ?').get(key)
         ?.value ?? null
     );
+  }
+
+  /** How 16-bit PNG/TIFF images become 8-bit for this project's features, training and previews. */
+  highBitDepth(): HighBitDepth {
+    return this.meta('decode.highBitDepth') === 'percentile' ? 'percentile' : 'full';
+  }
+
+  setHighBitDepth(policy: HighBitDepth): void {
+    if (policy === this.highBitDepth()) return;
+    this.db.transaction(() => {
+      this.db
+        .prepare('INSERT OR REPLACE INTO project_meta (key, value) VALUES (?, ?)')
+        .run('decode.highBitDepth', policy);
+      this.audit.append('settings.highBitDepth', { policy });
+    })();
+  }
+
+  /** The feature-cache view for the evaluation crop under the current policy (features of both coexist). */
+  featureView(): string {
+    const { low, high } = PERCENTILE_WINDOW;
+    return this.highBitDepth() === 'full' ? 'eval' : `eval+p${low}-${high}`;
   }
 
   /** An online copy of the project file (SQLite's backup API): safe while the project is in use. */

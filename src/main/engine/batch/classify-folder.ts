@@ -14,6 +14,7 @@ import { argmax } from '../classify/linalg.ts';
 import { embedAll, type PipelineItem } from '../features/pipeline.ts';
 import { csvField } from '../import/csv.ts';
 import { scanFolder } from '../import/scan.ts';
+import { modelHighBitDepth, windowed } from '../image/windowing.ts';
 import type { ClassifySummary } from '../../../shared/results.ts';
 
 export type { ClassifySummary };
@@ -121,6 +122,8 @@ export async function classifyFolder(
     resume: previous?.id ?? null,
   });
   const runId = previous?.id ?? project.batches.create(model.id, root, params, jobId);
+  // New files are read the way the model's training images were (its 16-bit policy).
+  const policy = modelHighBitDepth(model);
   if (previous) project.batches.attachJob(runId, jobId);
 
   let files = 0;
@@ -139,7 +142,10 @@ export async function classifyFolder(
         alreadyDone++;
         continue;
       }
-      yield { item: { rel: f.rel, abs: f.abs }, load: () => readFileTyped(f.abs) };
+      yield {
+        item: { rel: f.rel, abs: f.abs },
+        load: async () => windowed(await readFileTyped(f.abs), policy),
+      };
     }
   }
 

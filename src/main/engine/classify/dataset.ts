@@ -23,8 +23,9 @@ export async function loadDataset(
   const index = new Map(classes.map((c, i) => [c, i]));
   const kept: ImageRecord[] = [];
   const x: Float32Array[] = [];
+  const view = project.featureView();
   for (const img of images) {
-    const v = project.features.get(img.sha256, backbone.id);
+    const v = project.features.get(img.sha256, backbone.id, view);
     if (!v) continue; // failed to decode: reported by computeFeatures, left out here
     kept.push(img);
     x.push(v);

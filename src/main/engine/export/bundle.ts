@@ -2,6 +2,8 @@
 // model-card.md and parity.json — a check that the exported graph, run through ONNX Runtime, gives the
 // app's predictions on the training images. A bundle imports back into a project.
 
+import { PERCENTILE_WINDOW } from '../../../shared/domain.ts';
+import { modelHighBitDepth, windowed } from '../image/windowing.ts';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -77,16 +79,23 @@ async function parityCheck(
   let sameClass = 0;
   let maxDiff = 0;
   let n = 0;
+  const policy = modelHighBitDepth(model);
   try {
-    const items = model.trainingSet
-      .slice(0, limit)
-      .map((t) => ({ item: t, load: () => project.images.bytes(t.sha256) ?? Buffer.alloc(0) }));
+    const items = model.trainingSet.slice(0, limit).map((t) => ({
+      item: t,
+      load: () => windowed(project.images.bytes(t.sha256) ?? Buffer.alloc(0), policy),
+    }));
     for await (const batch of embedAll(runner.embedder, items, { batchSize: 16 })) {
       for (const r of batch) {
         if (!r.ok) continue;
         const app = runner.probabilities(r.vector);
         const input = new Float32Array(tensorSize(spec));
-        await preprocessInto(project.images.bytes(r.item.sha256) as Buffer, spec, input, 0);
+        await preprocessInto(
+          await windowed(project.images.bytes(r.item.sha256) as Buffer, policy),
+          spec,
+          input,
+          0,
+        );
         const out = await exported.embed(input, 1);
         if (argmax(out) === argmax(app)) sameClass++;
         for (let c = 0; c < app.length; c++)
@@ -165,7 +174,18 @@ export async function exportModel(
           {
             op: 'decode',
             policy:
-              'apply EXIF orientation; first frame/page; alpha composited onto white; greyscale replicated to RGB; CMYK converted to sRGB; 16-bit mapped linearly to 8-bit',
+              'apply EXIF orientation; first frame/page; alpha composited onto white; greyscale replicated to RGB; CMYK converted to sRGB; 16-bit samples by highBitDepth below',
+            highBitDepth:
+              modelHighBitDepth(model) === 'percentile'
+                ? {
+                    policy: 'percentile',
+                    low: PERCENTILE_WINDOW.low,
+                    high: PERCENTILE_WINDOW.high,
+                    rule: "16-bit PNG/TIFF only: the image's low and high percentiles of all samples (nearest rank) map to 0 and 255, values outside are clipped; a flat image uses the full range",
+                  }
+                : { policy: 'full', rule: '16-bit samples map linearly from 0..65535 to 0..255' },
+            dicom:
+              'Modality LUT, then the VOI window in the file (else the full range), MONOCHROME1 inverted',
           },
           {
             op: 'resize',

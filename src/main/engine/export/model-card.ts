@@ -3,6 +3,8 @@
 import type { Head } from '../classify/heads.ts';
 import type { ModelRecord, TrainResult } from '../../../shared/results.ts';
 import type { Parity } from './bundle.ts';
+import { PERCENTILE_WINDOW } from '../../../shared/domain.ts';
+import { modelHighBitDepth } from '../image/windowing.ts';
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(1)} %`;
@@ -43,6 +45,11 @@ reviewing uncertain results. Not a medical device.
 - Parameters: ${Object.entries(model.params)
     .map(([k, v]) => `${k} = ${typeof v === 'number' ? Number(v.toPrecision(4)) : String(v)}`)
     .join('; ')}
+- 16-bit PNG/TIFF inputs: ${
+    modelHighBitDepth(model) === 'percentile'
+      ? `each image's ${PERCENTILE_WINDOW.low}–${PERCENTILE_WINDOW.high} percentile range stretched to 0–255 (clipped); apply the same before the model`
+      : 'mapped linearly from 0–65535 to 0–255'
+  }
 - Seed: ${model.seed}
 - Exported graph: \`model.onnx\`, sha256 \`${a.modelSha256}\`; input and preprocessing in \`preprocessing.json\`;
   outputs \`probabilities\` and \`logits\` over the classes in \`labels.json\`.

@@ -6,6 +6,7 @@ import type { Project } from '../../store/project.ts';
 import type { ImageRecord } from '../../store/images-repo.ts';
 import type { Backbone } from '../backbones/backbone.ts';
 import { embedAll, type PipelineItem } from './pipeline.ts';
+import { windowed } from '../image/windowing.ts';
 
 export interface FeatureProgress {
   done: number;
@@ -33,7 +34,9 @@ export async function computeFeatures(
   const started = performance.now();
   const images = options.images ?? project.images.list({ includeExcluded: false });
   // One vector per distinct content: two records never share a sha256, but be safe.
-  const todo = images.filter((img) => !project.features.has(img.sha256, backbone.id));
+  const view = project.featureView();
+  const policy = project.highBitDepth();
+  const todo = images.filter((img) => !project.features.has(img.sha256, backbone.id, view));
   const fromCache = images.length - todo.length;
   let done = fromCache;
   let failed = 0;
@@ -47,7 +50,7 @@ export async function computeFeatures(
         load: () => {
           const b = project.images.bytes(img.sha256);
           if (!b) throw new Error(`image ${img.id} has no stored bytes`);
-          return b;
+          return windowed(b, policy);
         },
       };
     }
@@ -65,7 +68,7 @@ export async function computeFeatures(
         errors.push({ imageId: r.item.id, error: r.error });
       }
     }
-    project.features.putMany(ok, backbone.id);
+    project.features.putMany(ok, backbone.id, view);
     done += batch.length;
     options.onProgress?.({ done, total: images.length, fromCache, failed });
   }

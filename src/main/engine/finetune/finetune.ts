@@ -58,7 +58,7 @@ export interface CheckpointStore {
 }
 
 export interface TrainingImage {
-  bytes: () => Uint8Array;
+  bytes: () => Uint8Array | Promise<Uint8Array>;
   label: number;
 }
 
@@ -103,7 +103,7 @@ async function prefixInputs(
         const tensor = new Float32Array(batch.length * size);
         await Promise.all(
           batch.map(async (img, k) => {
-            const bytes = img.bytes();
+            const bytes = await img.bytes();
             const rgb =
               v === 0
                 ? await evalCrop(bytes, entry.input)

@@ -13,6 +13,7 @@ import { argmax } from '../classify/linalg.ts';
 import { planSplits, splitUnit, summarize, type Unit } from '../evaluate/evaluate.ts';
 import { holdout } from '../evaluate/splits.ts';
 import { embedAll } from '../features/pipeline.ts';
+import { windowed } from '../image/windowing.ts';
 import { softwareVersions } from '../versions.ts';
 import { finetune, type FinetuneOptions, type FinetuneStrategy, type TrainingImage } from './finetune.ts';
 import { OnnxClassifier } from './onnx-classifier.ts';
@@ -47,7 +48,7 @@ function trainingImages(
   return idx.map((i) => {
     const img = data.images[i] as ImageRecord;
     return {
-      bytes: () => project.images.bytes(img.sha256) ?? new Uint8Array(0),
+      bytes: () => windowed(project.images.bytes(img.sha256) ?? new Uint8Array(0), project.highBitDepth()),
       label: classMap.get(data.y[i] as number) as number,
     };
   });
@@ -67,7 +68,11 @@ async function predict(
   try {
     const items = test.map((i) => ({
       item: i,
-      load: () => project.images.bytes((data.images[i] as ImageRecord).sha256) ?? new Uint8Array(0),
+      load: () =>
+        windowed(
+          project.images.bytes((data.images[i] as ImageRecord).sha256) ?? new Uint8Array(0),
+          project.highBitDepth(),
+        ),
     }));
     for await (const batch of embedAll(c, items)) {
       for (const r of batch) {
@@ -258,6 +263,7 @@ export async function trainFinetuneModel(
     }
     const params: Record<string, unknown> = {
       ...result.settings,
+      highBitDepth: project.highBitDepth(),
       temperature: result.temperature,
       bestEpoch: result.bestEpoch,
       history: result.history,

@@ -5,7 +5,8 @@
 //  - EXIF orientation is applied, so width/height are as the image is meant to be seen.
 //  - Alpha is composited onto white (scans and exports with transparency usually mean "paper").
 //  - Greyscale is replicated to three equal channels; CMYK is converted to sRGB with its ICC profile.
-//  - 16-bit samples are mapped linearly from 0..65535 to 0..255 (full range; no silent clipping).
+//  - 16-bit samples are mapped linearly from 0..65535 to 0..255 (full range; no silent clipping), unless the
+//    project chose the percentile window, applied before this decoder (see windowing.ts).
 //  - Animated or multi-page files: the first frame/page only, unless an import asks for every page of a
 //    multi-page TIFF or every frame of a multi-frame DICOM (see pageImages), each then its own image.
 

@@ -2,6 +2,7 @@
 // intervals, the confusion matrix, the learning curve, misclassified examples, and limitations written
 // from the data. Paths never appear in it; thumbnails are re-encoded, so no image metadata is copied.
 
+import { modelHighBitDepth, windowed } from '../image/windowing.ts';
 import path from 'node:path';
 import type { DatasetWarning } from '../../../shared/contract.ts';
 import type { CurvePoint, Estimate, EvaluationResult, ModelRecord } from '../../../shared/results.ts';
@@ -297,7 +298,7 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
       if (y + size + 34 > doc.page.height - MARGIN) break;
       if (bytes) {
         // Re-encoded pixels only: EXIF, ICC comments and file names do not travel into the report.
-        const thumb = await decoder(bytes)
+        const thumb = await decoder(await windowed(bytes, modelHighBitDepth(model)))
           .resize(size, size, { fit: 'contain', background: '#ffffff' })
           .jpeg({ quality: 80 })
           .toBuffer();
