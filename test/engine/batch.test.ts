@@ -9,8 +9,13 @@ import { loadModelRunner } from '../../src/main/engine/model-runner.ts';
 import { deserializeHead } from '../../src/main/engine/classify/serialize.ts';
 import { parseCsv } from '../../src/main/engine/import/csv.ts';
 import { trainModel } from '../../src/main/engine/train.ts';
+import { Project } from '../../src/main/store/project.ts';
 import { BCCD, REPO, SHARED_MODELS, countImages, needsShared, tmpDir } from '../helpers/env.ts';
 import { bccdFixture, type BccdFixture } from '../helpers/bccd-project.ts';
+import { CRASH_MARKER, HANG_MARKER } from '../helpers/decode-faults.ts';
+import { DecodePool } from '../../src/main/engine/image/decode-pool.ts';
+
+const FAULTY = path.join(REPO, 'test', 'helpers', 'faulty-decode-worker.ts');
 
 let fx: BccdFixture | undefined;
 let modelId = '';
@@ -191,5 +196,49 @@ test(
     assert.deepEqual([n.n, n.d], [summary.files, summary.files]);
     assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
     db.close();
+  },
+);
+
+test(
+  'in a batch, a file that crashes or hangs the decoder is an error row; every other file is classified',
+  { skip: needsShared, timeout: 120_000 },
+  async () => {
+    const f = fx as BccdFixture;
+    // The test above handed the project to a command-line run; open it again.
+    const project = Project.open(f.file);
+    const record = project.models.get(modelId);
+    assert.ok(record);
+    const dir = tmpDir('fsl-batch-faulty-');
+    fs.mkdirSync(path.join(dir, 'WBC'));
+    const good = fs.readdirSync(path.join(BCCD, 'WBC')).sort().slice(0, 10);
+    for (const name of good) fs.copyFileSync(path.join(BCCD, 'WBC', name), path.join(dir, 'WBC', name));
+    const jpeg = fs.readFileSync(path.join(BCCD, 'WBC', good[0] as string));
+    // Valid JPEGs with a marker after the end: only the fault-injecting worker reacts to them.
+    fs.writeFileSync(path.join(dir, 'WBC', 'crashes.jpg'), Buffer.concat([jpeg, Buffer.from(CRASH_MARKER)]));
+    fs.writeFileSync(path.join(dir, 'WBC', 'hangs.jpg'), Buffer.concat([jpeg, Buffer.from(HANG_MARKER)]));
+    const pool = new DecodePool({ workerScript: FAULTY, timeoutMs: 3000 });
+    const out = path.join(tmpDir(), 'faulty.csv');
+    try {
+      const r = await classifyFolder(
+        project,
+        await loadModelRunner(project, record, f.backbone),
+        record,
+        dir,
+        {
+          outCsv: out,
+          decodePool: pool,
+        },
+      );
+      assert.equal(r.files, 12);
+      assert.equal(r.errors, 2);
+      const rows = parseCsv(fs.readFileSync(out, 'utf8')).slice(1);
+      const codes = Object.fromEntries(rows.map((x) => [x[0], x[3] === 'error' ? x.at(-2) : x[1]]));
+      assert.equal(codes['WBC/crashes.jpg'], 'DECODER_CRASHED');
+      assert.equal(codes['WBC/hangs.jpg'], 'DECODE_TIMEOUT');
+      for (const name of good) assert.equal(codes[`WBC/${name}`], 'WBC', name);
+    } finally {
+      pool.close();
+      project.close();
+    }
   },
 );

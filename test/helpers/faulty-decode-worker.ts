@@ -2,12 +2,12 @@
 // the process die by SIGSEGV and a file carrying another makes it spin forever — the two ways a native
 // decoder fails on hostile input.
 
-import { serveDecodeTasks, validateTask } from '../../src/main/engine/image/decode-task.ts';
+import { serveDecodeTasks, decodeTask } from '../../src/main/engine/image/decode-task.ts';
 import { CRASH_MARKER, HANG_MARKER } from './decode-faults.ts';
 
 serveDecodeTasks(async (req) => {
   const text = Buffer.from(req.bytes).toString('latin1');
   if (text.includes(CRASH_MARKER)) process.kill(process.pid, 'SIGSEGV');
   if (text.includes(HANG_MARKER)) for (;;);
-  return validateTask(req);
+  return decodeTask(req);
 });

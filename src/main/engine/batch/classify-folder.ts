@@ -14,7 +14,9 @@ import { argmax } from '../classify/linalg.ts';
 import { embedAll, type PipelineItem } from '../features/pipeline.ts';
 import { csvField } from '../import/csv.ts';
 import { scanFolder } from '../import/scan.ts';
-import { modelHighBitDepth, windowed } from '../image/windowing.ts';
+import { modelHighBitDepth } from '../image/windowing.ts';
+import { DEFAULT_LIMITS } from '../image/decode.ts';
+import { DecodePool } from '../image/decode-pool.ts';
 import type { ClassifySummary } from '../../../shared/results.ts';
 
 export type { ClassifySummary };
@@ -29,6 +31,8 @@ export interface ClassifyOptions {
   batchSize?: number;
   signal?: AbortSignal;
   onProgress?: (p: { processed: number; skipped: number; errors: number }) => void;
+  /** The decode processes to use; by default the run starts its own and stops them at the end. */
+  decodePool?: DecodePool;
 }
 
 export const UNCERTAIN_FOLDER = '_uncertain';
@@ -142,17 +146,18 @@ export async function classifyFolder(
         alreadyDone++;
         continue;
       }
-      yield {
-        item: { rel: f.rel, abs: f.abs },
-        load: async () => windowed(await readFileTyped(f.abs), policy),
-      };
+      yield { item: { rel: f.rel, abs: f.abs }, load: () => readFileTyped(f.abs) };
     }
   }
 
+  // New files are untrusted: they are decoded and cropped in decode processes, so one that crashes or
+  // hangs a decoder becomes an error row and the run goes on.
+  const pool = options.decodePool ?? new DecodePool();
   try {
     for await (const batch of embedAll(runner.embedder, items(), {
       batchSize: options.batchSize ?? 16,
       ...(options.signal ? { signal: options.signal } : {}),
+      decodeWith: (bytes, spec) => pool.crop(bytes, spec, DEFAULT_LIMITS, policy),
     })) {
       const rows: PredictionRow[] = batch.map((r) => {
         if (!r.ok)
@@ -239,5 +244,7 @@ export async function classifyFolder(
   } catch (e) {
     project.jobs.fail(jobId, e);
     throw e;
+  } finally {
+    if (!options.decodePool) pool.close();
   }
 }

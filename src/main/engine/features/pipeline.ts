@@ -8,8 +8,8 @@ export interface Embedder {
   readonly spec: PreprocessSpec;
   embed(batch: Float32Array, n: number): Promise<Float32Array>;
 }
-import { preprocessInto, tensorSize } from '../image/preprocess.ts';
-import { DEFAULT_LIMITS, type DecodeLimits } from '../image/decode.ts';
+import { normalizeInto, preprocessInto, tensorSize } from '../image/preprocess.ts';
+import { DEFAULT_LIMITS, type DecodeLimits, type RgbImage } from '../image/decode.ts';
 import { toErrorData, type ErrorData, FewShotError } from '../../../shared/errors.ts';
 
 export interface PipelineItem<T> {
@@ -24,6 +24,8 @@ export interface PipelineOptions {
   batchSize?: number;
   limits?: DecodeLimits;
   signal?: AbortSignal;
+  /** Decodes and crops elsewhere (a decode process, for untrusted files) instead of in this process. */
+  decodeWith?: (bytes: Uint8Array, spec: PreprocessSpec) => Promise<RgbImage>;
 }
 
 interface Decoded<T> {
@@ -62,7 +64,9 @@ export async function* embedAll<T>(
         try {
           const bytes = await p.load();
           const scratch = new Float32Array(size);
-          await preprocessInto(bytes, backbone.spec, scratch, 0, limits);
+          if (options.decodeWith)
+            normalizeInto(await options.decodeWith(bytes, backbone.spec), backbone.spec, scratch, 0);
+          else await preprocessInto(bytes, backbone.spec, scratch, 0, limits);
           return { p, scratch, error: null };
         } catch (e) {
           return { p, scratch: null, error: toErrorData(e) };

@@ -1,14 +1,22 @@
-// A small pool of child processes that validate imported files. libvips and the DICOM parser are native
-// or hand-written decoders fed untrusted bytes: a segfault, an abort or an endless loop on one hostile file
-// must fail that file — with a typed reason — and never the import or the app.
+// A small pool of child processes that decode untrusted files: validation for the import, decoding and
+// cropping for batch classification. libvips and the DICOM parser are native or hand-written decoders fed
+// untrusted bytes: a segfault, an abort or an endless loop on one hostile file must fail that file — with
+// a typed reason — and never the import, the batch or the app.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FewShotError } from '../../../shared/errors.ts';
-import type { DecodeLimits } from './decode.ts';
+import type { PreprocessSpec } from '../../../shared/backbones.ts';
+import type { HighBitDepth } from '../../../shared/domain.ts';
+import { ImageError } from './decode-error.ts';
 import type { DecodeReply, DecodeRequest } from './decode-task.ts';
+import type { DecodeLimits, RgbImage } from './decode.ts';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type ValidateReply = Extract<DecodeReply, { op: 'validate' }>;
+type Failure = Extract<DecodeReply, { ok: false }>;
 
 export interface DecodePoolOptions {
   /** Child processes (default: up to two, one per core). */
@@ -60,14 +68,34 @@ export class DecodePool {
   }
 
   /** Validates one file's bytes in a child process; resolves with the image or a typed rejection. */
-  validate(
+  async validate(
     bytes: Uint8Array,
     limits: DecodeLimits,
     frames: 'first' | 'each' = 'first',
-  ): Promise<DecodeReply> {
+  ): Promise<ValidateReply | Failure> {
+    const r = await this.submit({ op: 'validate', bytes, limits, frames });
+    if (r.ok && r.op !== 'validate')
+      throw new FewShotError('INTERNAL', 'The decoder answered another request.');
+    return r;
+  }
+
+  /** Decodes and crops one file for a model in a child process; a failure throws its typed ImageError. */
+  async crop(
+    bytes: Uint8Array,
+    spec: PreprocessSpec,
+    limits: DecodeLimits,
+    highBitDepth: HighBitDepth,
+  ): Promise<RgbImage> {
+    const r = await this.submit({ op: 'crop', bytes, limits, spec, highBitDepth });
+    if (!r.ok) throw new ImageError(r.code, r.message);
+    if (r.op !== 'crop') throw new FewShotError('INTERNAL', 'The decoder answered another request.');
+    return r.rgb;
+  }
+
+  private submit(req: DistributiveOmit<DecodeRequest, 'id'>): Promise<DecodeReply> {
     if (this.closed) return Promise.reject(new FewShotError('INTERNAL', 'The decode pool is closed.'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ req: { id: this.nextId++, bytes, limits, frames }, resolve, reject });
+      this.queue.push({ req: { ...req, id: this.nextId++ }, resolve, reject });
       this.dispatch();
     });
   }

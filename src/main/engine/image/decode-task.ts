@@ -1,8 +1,10 @@
-// What a decode process does for the import: validate one file's bytes and report its size, format and
-// (for DICOM) the hashed patient group — or the typed reason it cannot be imported. Runs in a child
-// process so that a decoder that crashes or hangs on a hostile file takes down only that file.
+// What a decode process does with untrusted bytes: validate a file for the import (size, format, pages,
+// the hashed DICOM patient group), or decode and crop it for a model (batch classification of new files).
+// Runs in a child process so that a decoder that crashes or hangs on a hostile file takes down only that
+// file.
 
-import type { RejectCode } from '../../../shared/domain.ts';
+import type { PreprocessSpec } from '../../../shared/backbones.ts';
+import type { HighBitDepth, RejectCode } from '../../../shared/domain.ts';
 import {
   DEFAULT_LIMITS,
   ImageError,
@@ -12,29 +14,66 @@ import {
   type DecodeLimits,
   type ImageInfo,
   type PageImage,
+  type RgbImage,
 } from './decode.ts';
 import { dicomGroupKey } from './dicom.ts';
+import { evalCrop } from './preprocess.ts';
+import { windowed } from './windowing.ts';
 
-export interface DecodeRequest {
-  id: number;
-  bytes: Uint8Array;
-  limits: DecodeLimits;
-  /** 'each': every page of a multi-page TIFF or frame of a multi-frame DICOM comes back as a PNG. */
-  frames?: 'first' | 'each';
-}
+export type DecodeRequest =
+  | {
+      id: number;
+      op: 'validate';
+      bytes: Uint8Array;
+      limits: DecodeLimits;
+      /** 'each': every page of a multi-page TIFF or frame of a multi-frame DICOM comes back as a PNG. */
+      frames?: 'first' | 'each';
+    }
+  | {
+      id: number;
+      op: 'crop';
+      bytes: Uint8Array;
+      limits: DecodeLimits;
+      spec: PreprocessSpec;
+      highBitDepth: HighBitDepth;
+    };
 
 export type DecodeReply =
-  | { id: number; ok: true; info: ImageInfo; dicomGroup: string | null; pages?: PageImage[] }
+  | {
+      id: number;
+      ok: true;
+      op: 'validate';
+      info: ImageInfo;
+      dicomGroup: string | null;
+      pages?: PageImage[];
+    }
+  | { id: number; ok: true; op: 'crop'; rgb: RgbImage }
   | { id: number; ok: false; code: RejectCode; message: string };
 
-export async function validateTask(req: DecodeRequest): Promise<DecodeReply> {
+async function run(req: DecodeRequest): Promise<DecodeReply> {
+  const limits = req.limits ?? DEFAULT_LIMITS;
+  if (req.op === 'crop') {
+    const rgb = await evalCrop(await windowed(req.bytes, req.highBitDepth, limits), req.spec, limits);
+    return { id: req.id, ok: true, op: 'crop', rgb };
+  }
+  const info = await validateImage(req.bytes, limits);
+  // DICOM: the patient (hashed, never stored in clear) keeps their images on one side of every split.
+  const dicomGroup = info.format === 'dicom' ? dicomGroupKey(req.bytes) : null;
+  if (req.frames === 'each' && hasSeparablePages(info))
+    return {
+      id: req.id,
+      ok: true,
+      op: 'validate',
+      info,
+      dicomGroup,
+      pages: await pageImages(req.bytes, info, limits),
+    };
+  return { id: req.id, ok: true, op: 'validate', info, dicomGroup };
+}
+
+export async function decodeTask(req: DecodeRequest): Promise<DecodeReply> {
   try {
-    const info = await validateImage(req.bytes, req.limits ?? DEFAULT_LIMITS);
-    // DICOM: the patient (hashed, never stored in clear) keeps their images on one side of every split.
-    const dicomGroup = info.format === 'dicom' ? dicomGroupKey(req.bytes) : null;
-    if (req.frames === 'each' && hasSeparablePages(info))
-      return { id: req.id, ok: true, info, dicomGroup, pages: await pageImages(req.bytes, info, req.limits) };
-    return { id: req.id, ok: true, info, dicomGroup };
+    return await run(req);
   } catch (e) {
     if (e instanceof ImageError) return { id: req.id, ok: false, code: e.reject, message: e.message };
     return {

@@ -1,5 +1,5 @@
 // Entry of a decode child process (see decode-pool.ts).
 
-import { serveDecodeTasks, validateTask } from './decode-task.ts';
+import { serveDecodeTasks, decodeTask } from './decode-task.ts';
 
-serveDecodeTasks(validateTask);
+serveDecodeTasks(decodeTask);
