@@ -232,10 +232,10 @@ test(
       assert.equal(r.files, 12);
       assert.equal(r.errors, 2);
       const rows = parseCsv(fs.readFileSync(out, 'utf8')).slice(1);
-      const codes = Object.fromEntries(rows.map((x) => [x[0], x[3] === 'error' ? x.at(-2) : x[1]]));
-      assert.equal(codes['WBC/crashes.jpg'], 'DECODER_CRASHED');
-      assert.equal(codes['WBC/hangs.jpg'], 'DECODE_TIMEOUT');
-      for (const name of good) assert.equal(codes[`WBC/${name}`], 'WBC', name);
+      const codes = new Map(rows.map((x) => [x[0], x[3] === 'error' ? x.at(-2) : x[1]]));
+      assert.equal(codes.get('WBC/crashes.jpg'), 'DECODER_CRASHED');
+      assert.equal(codes.get('WBC/hangs.jpg'), 'DECODE_TIMEOUT');
+      for (const name of good) assert.equal(codes.get(`WBC/${name}`), 'WBC', name);
     } finally {
       pool.close();
       project.close();
