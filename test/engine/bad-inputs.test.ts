@@ -98,6 +98,10 @@ test(
     const count = () => (watcher.prepare('SELECT count(*) AS n FROM images').get() as { n: number }).n;
     const deadline = Date.now() + 60_000;
     while (count() < 100 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    // Every label committed (and so reported as saved) at the moment of the kill.
+    const committed = watcher
+      .prepare('SELECT i.sha256 AS sha, c.name AS cls FROM images i JOIN classes c ON c.id = i.class_id')
+      .all() as { sha: string; cls: string }[];
     child.kill('SIGKILL');
     await new Promise((r) => child.on('exit', r));
     const partial = count();
@@ -106,6 +110,9 @@ test(
     assert.ok(partial >= 100 && partial < total, `killed partway (${partial} of ${total})`);
     const p = Project.open(file);
     assert.equal(p.db.pragma('integrity_check', { simple: true }), 'ok');
+    const labels = new Map(p.images.list().map((i) => [i.sha256, i.className]));
+    assert.ok(committed.length >= 100);
+    for (const c of committed) assert.equal(labels.get(c.sha), c.cls, 'a committed label survived the kill');
     assert.equal(
       p.jobs.list().find((j) => j.kind === 'import')?.status,
       'failed',
@@ -115,6 +122,56 @@ test(
     assert.equal(s.added + s.alreadyPresent, total);
     assert.equal(p.images.count(), total);
     assert.equal((p.db.prepare('SELECT count(*) AS n FROM image_blobs').get() as { n: number }).n, total);
+    p.close();
+  },
+);
+
+test(
+  'labels the app reported as saved survive a SIGKILL of the process that saved them',
+  { timeout: 120_000 },
+  async () => {
+    const root = tmpDir('fsl-relabel-kill-');
+    fs.mkdirSync(path.join(root, 'cells'));
+    for (let i = 0; i < 40; i++)
+      fs.writeFileSync(path.join(root, 'cells', `${i}.png`), await solidPng(8 + i, 8, [i, 2 * i, 3 * i]));
+    const file = path.join(tmpDir(), 'relabel.fsl');
+    const p0 = Project.create(file);
+    await importFolder(p0, root);
+    p0.close();
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO, 'test', 'helpers', 'relabel-loop.ts'), file, tmpDir()],
+      { stdio: ['ignore', 'pipe', 'inherit'], cwd: REPO },
+    );
+    // The last label the app reported as saved for each image.
+    const saved = new Map<number, string>();
+    let buffer = '';
+    await new Promise<void>((resolve) => {
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (chunk: string) => {
+        buffer += chunk;
+        const lines = buffer.split('\n');
+        buffer = lines.pop() ?? '';
+        for (const line of lines) {
+          const m = /^saved (\d+) (\S+)$/.exec(line);
+          if (m) saved.set(Number(m[1]), m[2] as string);
+        }
+        if (saved.size >= 40 && [...saved.values()].some((v) => v !== 'relabelled-0')) {
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+      child.on('exit', () => resolve());
+    });
+    await new Promise((r) => (child.exitCode === null ? child.on('exit', r) : r(null)));
+    const p = Project.open(file);
+    assert.equal(p.db.pragma('integrity_check', { simple: true }), 'ok');
+    const now = new Map(p.images.list().map((i) => [i.id, i.className]));
+    for (const [id, label] of saved) {
+      const round = (s: string | null | undefined) => Number(s?.split('-')[1] ?? -1);
+      // What was reported saved is there (a later round may have landed too, never an earlier one).
+      assert.ok(round(now.get(id)) >= round(label), `image ${id}: saved ${label}, found ${now.get(id)}`);
+    }
     p.close();
   },
 );
