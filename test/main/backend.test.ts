@@ -82,3 +82,45 @@ test('the audit trail is listed newest first with its chain status, and exported
   assert.equal(json.verifiedIntact, true);
   assert.match(json.entries[0]?.hash ?? '', /^[0-9a-f]{64}$/);
 });
+
+test('the 16-bit setting is read and changed through the contract, and audited', async () => {
+  const created = await backend.invoke('project.create', { file: path.join(tmpDir(), 'settings.fsl') });
+  assert.ok(created.ok);
+  assert.equal((created.value as { highBitDepth: string }).highBitDepth, 'full');
+  const set = await backend.invoke('project.settings', { highBitDepth: 'percentile' });
+  assert.ok(set.ok);
+  assert.equal((set.value as { highBitDepth: string }).highBitDepth, 'percentile');
+  const bad = await backend.invoke('project.settings', { highBitDepth: 'log' });
+  assert.equal(bad.ok ? null : bad.error.code, 'INVALID_INPUT');
+  const audit = await backend.invoke('audit.list', { limit: 1 });
+  assert.ok(audit.ok);
+  assert.equal(
+    (audit.value as { entries: { action: string }[] }).entries[0]?.action,
+    'settings.highBitDepth',
+  );
+});
+
+test('recovery channels: a damaged file is PROJECT_CORRUPT on open; recover and restore need existing files', async () => {
+  const file = path.join(tmpDir(), 'broken.fsl');
+  fs.writeFileSync(file, Buffer.alloc(8192, 0x5a));
+  const open = await backend.invoke('project.open', { file });
+  assert.equal(open.ok ? null : open.error.code, 'PROJECT_CORRUPT');
+  const info = await backend.invoke('project.recovery', { file });
+  assert.ok(info.ok);
+  assert.ok((info.value as { problems: string[] }).problems.length > 0);
+  const rec = await backend.invoke('project.recover', { file });
+  assert.equal(rec.ok ? null : rec.error.code, 'PROJECT_CORRUPT');
+  const missing = await backend.invoke('project.restore', {
+    file,
+    backup: path.join(tmpDir(), 'none.backup'),
+  });
+  assert.equal(missing.ok ? null : missing.error.code, 'NOT_FOUND');
+  assert.deepEqual(fs.readFileSync(file), Buffer.alloc(8192, 0x5a), 'the damaged file is unchanged');
+});
+
+test('a file that is not a project (by its name) is PROJECT_INVALID, not a damaged project', async () => {
+  const file = path.join(tmpDir(), 'photo.jpg');
+  fs.writeFileSync(file, Buffer.alloc(8192, 0x5a));
+  const open = await backend.invoke('project.open', { file });
+  assert.equal(open.ok ? null : open.error.code, 'PROJECT_INVALID');
+});

@@ -4,6 +4,15 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { FewShotError } from '../../shared/errors.ts';
 
+/**
+ * A damaged header makes a project look like any other file; the name tells them apart: a `.fsl` file
+ * (or a backup or recovered copy of one) that SQLite cannot read is a damaged project, anything else is
+ * simply not a project.
+ */
+function looksLikeProject(file: string): boolean {
+  return /\.(fsl|backup|bak)$/i.test(file);
+}
+
 export function isCorruption(e: unknown): boolean {
   const code = (e as { code?: string }).code ?? '';
   return /SQLITE_(CORRUPT|NOTADB)/.test(code) || /malformed|not a database/i.test(String(e));
@@ -12,6 +21,10 @@ export function isCorruption(e: unknown): boolean {
 /** The typed error for a damaged file, or the original error when it is something else. */
 export function corruptionError(file: string, e: unknown): unknown {
   if (!isCorruption(e)) return e;
+  if (!looksLikeProject(file))
+    return new FewShotError('PROJECT_INVALID', `${path.basename(file)} is not a FewShot Lab project file.`, {
+      cause: e,
+    });
   return new FewShotError(
     'PROJECT_CORRUPT',
     `${path.basename(file)} is damaged (${String((e as Error).message ?? e).slice(0, 120)}). ` +
@@ -23,6 +36,8 @@ export function corruptionError(file: string, e: unknown): unknown {
 /** Throws PROJECT_CORRUPT when SQLite's quick check finds damage. */
 export function assertSound(file: string): void {
   const problems = checkProjectFile(file);
+  if (problems.length && !looksLikeProject(file))
+    throw new FewShotError('PROJECT_INVALID', `${path.basename(file)} is not a FewShot Lab project file.`);
   if (problems.length)
     throw new FewShotError(
       'PROJECT_CORRUPT',
