@@ -114,6 +114,8 @@ test('with --frames each, every page and frame is an image, grouped by file; ask
 
   const again = await importFolder(p, root, { frames: 'each' });
   assert.equal(again.added, 0);
+  assert.equal(again.duplicates, 0, 'a file split into pages is not its own duplicate');
+  assert.equal(again.alreadyPresent, 3, 'three files, all present');
   assert.equal(p.images.count(), 7);
   p.close();
 });

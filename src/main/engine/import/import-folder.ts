@@ -77,9 +77,14 @@ async function check(
   }
   const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
   const known = project.images.findBySha(sha256);
-  const sameFile = known !== null && known.rootId === rootId && known.relPath === file.rel;
-  // A multi-page file imported earlier as its first page is read again when every page is asked for.
-  const splitAgain = sameFile && frames === 'each' && /^(tiff|dicom)$/.test(known.format);
+  // The same file again: under its own path, or (once split into pages) as its first page.
+  const sameFile =
+    known !== null &&
+    known.rootId === rootId &&
+    (known.relPath === file.rel || known.relPath === `${file.rel}#page=1`);
+  // A multi-page file imported earlier as its first page only is read again when every page is asked for.
+  const splitAgain =
+    sameFile && frames === 'each' && known.relPath === file.rel && /^(tiff|dicom)$/.test(known.format);
   if (known && !splitAgain) return { file, kind: 'known', sha256, sameFile };
   const r = await pool.validate(bytes, limits, frames);
   if (!r.ok) return { file, kind: 'rejected', code: r.code, message: r.message };
