@@ -104,7 +104,10 @@ function copyRows(src: Db, dest: Db, table: string): { recovered: number; failur
     } catch (e) {
       if (!isCorruption(e)) throw e;
       failures++;
-      // Skip forward until a rowid can be reached again; give up past 2^40.
+      // The row after `after` is unreadable (its payload, or the b-tree page holding it). Seek to the
+      // first rowid above after + step: step 1 skips that row (rowids are dense) or lands on the next
+      // one, doubling steps jump over a damaged b-tree page. `after` grows by at least one per failure,
+      // so this ends; give up past 2^40.
       let step = 1;
       let next: number | null = null;
       while (step < 2 ** 40 && next === null) {
