@@ -105,3 +105,30 @@ test('a file whose header is destroyed lists its backups; a backup is restored a
   assert.equal(sha(file), before, 'the damaged file is unchanged');
   assert.equal(sha(backup), backupSha, 'the backup is unchanged');
 });
+
+test('an image whose stored bytes are damaged is left out and counted; the rest are recovered', async () => {
+  const dir = tmpDir('fsl-recover-blob-');
+  const root = path.join(dir, 'images');
+  for (const cls of ['a', 'b']) {
+    fs.mkdirSync(path.join(root, cls), { recursive: true });
+    for (let i = 0; i < 10; i++)
+      fs.writeFileSync(
+        path.join(root, cls, `${i}.jpg`),
+        await noiseJpeg(200, 200, cls.charCodeAt(0) * 1000 + i),
+      );
+  }
+  const file = path.join(dir, 'big.fsl');
+  const p = Project.create(file);
+  await importFolder(p, root);
+  p.close();
+  // Large images span overflow pages: one damaged page breaks one image's bytes, not the table.
+  damagePages(file, 0.5, 1);
+  const r = recoverProject(file);
+  const blobs = r.tables.find((t) => t.table === 'image_blobs');
+  const images = r.tables.find((t) => t.table === 'images');
+  assert.deepEqual([blobs?.recovered, blobs?.lost], [19, 1]);
+  assert.deepEqual([images?.recovered, images?.orphans], [19, 1]);
+  const q = Project.open(r.file, { check: true });
+  assert.equal(q.images.count(), 19);
+  q.close();
+});
