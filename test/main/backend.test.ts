@@ -17,8 +17,16 @@ const backend = new Backend({
 });
 after(() => backend.close());
 
-test('every channel answers random payloads with a typed result, never a throw', async () => {
+async function footprint(): Promise<string> {
+  const summary = await backend.invoke('dataset.summary', {});
+  const audit = await backend.invoke('audit.list', { limit: 1000 });
+  const jobs = await backend.invoke('jobs.list', {});
+  return JSON.stringify([summary, audit, jobs]);
+}
+
+test('every channel answers random payloads with a typed result, never a throw or a partial write', async () => {
   await backend.invoke('project.create', { file: path.join(tmpDir(), 'fuzz.fsl') });
+  const before = await footprint();
   await fc.assert(
     fc.asyncProperty(
       fc.constantFrom(...CHANNELS),
@@ -32,6 +40,9 @@ test('every channel answers random payloads with a typed result, never a throw',
     ),
     { numRuns: 300, seed: 42 },
   );
+  // Nothing the fuzzer sent changed the project: no image, label, job or audit entry was written.
+  assert.equal(await footprint(), before);
+  assert.deepEqual(events, [], 'no job was started');
 });
 
 test('inputs are parsed strictly: unknown keys, wrong types and unknown channels are INVALID_INPUT', async () => {

@@ -92,7 +92,9 @@ function checkVersion(db: Db, migrations: readonly Migration[]): number {
 
 /**
  * A consistent copy of the project (VACUUM INTO) beside it before its schema changes, so that an upgrade
- * can always be undone by hand. Returns the copy's path.
+ * can always be undone by hand. Returns the copy's path. Opening a project is synchronous and
+ * better-sqlite3's backup API is asynchronous; VACUUM INTO gives the same transactionally consistent copy
+ * in one statement (on-demand backups, `Project.backup`, use the backup API).
  */
 export function backupBeforeMigration(db: Db, version: number): string | null {
   const file = db.name;
