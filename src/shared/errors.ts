@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   'PROJECT_TOO_NEW',
   'PROJECT_INVALID',
   'PROJECT_CORRUPT',
+  'DISK_FULL',
   'CANCELLED',
   'INTERNAL',
 ] as const;
@@ -49,5 +50,13 @@ export function isFewShotError(e: unknown): e is FewShotError {
 export function toErrorData(e: unknown): ErrorData {
   if (e instanceof FewShotError) return { code: e.code, message: e.message };
   if (e instanceof Error && e.name === 'AbortError') return { code: 'CANCELLED', message: 'Cancelled.' };
+  // A full disk (SQLite's SQLITE_FULL, the file system's ENOSPC): what was committed before is kept.
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC')
+    return {
+      code: 'DISK_FULL',
+      message:
+        'The disk is full. Everything saved before this point is kept; free some space and start again — an import or a batch continues where it stopped.',
+    };
   return { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
 }

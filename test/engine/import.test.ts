@@ -7,6 +7,7 @@ import { importFolder } from '../../src/main/engine/import/import-folder.ts';
 import { parseCsv } from '../../src/main/engine/import/csv.ts';
 import { Project } from '../../src/main/store/project.ts';
 import type { ImportProgress, ImportSummary } from '../../src/shared/domain.ts';
+import { toErrorData } from '../../src/shared/errors.ts';
 import { BCCD, OMNIGLOT, REPO, countImages, needsShared, tmpDir } from '../helpers/env.ts';
 import { declaredPng, noiseJpeg, solidPng } from '../helpers/images.ts';
 
@@ -205,5 +206,27 @@ test('a missing folder and a bad groups file are typed errors', async () => {
   await assert.rejects(importFolder(p, root, { groupsCsv: path.join(root, 'g.csv') }), {
     code: 'INVALID_INPUT',
   });
+  p.close();
+});
+
+test('a full disk stops the import with DISK_FULL; what was committed stays, and importing again completes it', async () => {
+  const root = tmpDir('fsl-full-');
+  fs.mkdirSync(path.join(root, 'cells'));
+  for (let i = 0; i < 30; i++)
+    fs.writeFileSync(path.join(root, 'cells', `${i}.jpg`), await noiseJpeg(64, 64, i + 1));
+  const p = Project.create(path.join(tmpDir(), 'full.fsl'));
+  // SQLite's own ceiling on the file's size: the same SQLITE_FULL a full disk gives.
+  const pages = p.db.pragma('page_count', { simple: true }) as number;
+  p.db.pragma(`max_page_count = ${pages + 8}`);
+  let error: unknown = null;
+  await importFolder(p, root, { chunkSize: 4 }).catch((e: unknown) => (error = e));
+  assert.equal(toErrorData(error).code, 'DISK_FULL');
+  const kept = p.images.count();
+  assert.ok(kept > 0 && kept < 30, `${kept} images committed before the disk filled`);
+  assert.equal(p.jobs.list().find((j) => j.kind === 'import')?.error?.code, 'DISK_FULL');
+  assert.equal(p.db.pragma('integrity_check', { simple: true }), 'ok');
+  p.db.pragma('max_page_count = 1073741823');
+  const s = await importFolder(p, root);
+  assert.deepEqual([s.added, s.alreadyPresent, p.images.count()], [30 - kept, kept, 30]);
   p.close();
 });

@@ -73,9 +73,14 @@ export class JobsRepo {
   }
 
   /** Ends a job that threw: 'cancelled' for a cancellation, 'failed' with the error's code otherwise. */
+  /** Records a failure; never throws, so the caller's error is the one reported. */
   fail(id: string, error: unknown, partialResult: unknown = null): void {
     const data = toErrorData(error);
-    this.finish(id, data.code === 'CANCELLED' ? 'cancelled' : 'failed', partialResult, data);
+    try {
+      this.finish(id, data.code === 'CANCELLED' ? 'cancelled' : 'failed', partialResult, data);
+    } catch {
+      // The store cannot take the record now (a full disk): the next open marks the job interrupted.
+    }
   }
 
   get(id: string): JobRow | null {
