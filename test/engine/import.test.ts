@@ -8,7 +8,7 @@ import { parseCsv } from '../../src/main/engine/import/csv.ts';
 import { Project } from '../../src/main/store/project.ts';
 import type { ImportProgress, ImportSummary } from '../../src/shared/domain.ts';
 import { toErrorData } from '../../src/shared/errors.ts';
-import { BCCD, OMNIGLOT, REPO, countImages, needsShared, tmpDir } from '../helpers/env.ts';
+import { BCCD, OMNIGLOT, REPO, countImages, needsShared, tmpDir, unprivileged } from '../helpers/env.ts';
 import { declaredPng, noiseJpeg, solidPng } from '../helpers/images.ts';
 
 test(
@@ -129,13 +129,6 @@ test('a folder with broken files imports everything else and reports each file w
   assert.equal(byPath.get('cats/a.jpg')?.groupKey, 'patient-1');
   p.close();
 });
-
-/** Root reads every file; as root, the import runs as `nobody` so that permissions apply. */
-function unprivileged(): string[] | null {
-  if (process.getuid?.() !== 0) return [];
-  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => fs.existsSync(f));
-  return setpriv ? [setpriv, '--reuid=65534', '--regid=65534', '--clear-groups', '--'] : null;
-}
 
 test(
   'an unreadable (permission-denied) file is rejected as UNREADABLE and the import goes on',

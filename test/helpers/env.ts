@@ -56,3 +56,13 @@ export function countImages(root: string, exts = /\.(jpe?g|png)$/i): Record<stri
   }
   return out;
 }
+
+/**
+ * A command prefix under which file permissions apply: none for an ordinary user; as root (who reads and
+ * writes everything), `setpriv` to `nobody`; null when that is not possible.
+ */
+export function unprivileged(): string[] | null {
+  if (process.getuid?.() !== 0) return [];
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((f) => fs.existsSync(f));
+  return setpriv ? [setpriv, '--reuid=65534', '--regid=65534', '--clear-groups', '--'] : null;
+}

@@ -1,6 +1,7 @@
 // The one way to open a project file: pragmas for durability, then migrations up to this app's schema.
 
 import fs from 'node:fs';
+import path from 'node:path';
 import Database from 'better-sqlite3';
 import { FewShotError } from '../../shared/errors.ts';
 import { MIGRATIONS, type Migration } from './migrations/index.ts';
@@ -28,6 +29,7 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
   if (exists && options.create === true && fs.statSync(file).size > 0) {
     throw new FewShotError('ALREADY_EXISTS', `A file already exists at ${file}.`);
   }
+  if (!options.readonly) assertWritable(file, exists);
   let db: Db;
   try {
     db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: !options.create });
@@ -53,6 +55,25 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
         cause: e,
       },
     );
+  }
+}
+
+/**
+ * A project is written while open (labels, jobs, the audit trail, and SQLite's -wal and -shm files beside
+ * it), so the file and its folder must be writable; say so plainly rather than fail at the first write.
+ */
+function assertWritable(file: string, exists: boolean): void {
+  const folder = path.dirname(path.resolve(file));
+  for (const target of exists ? [file, folder] : [folder]) {
+    try {
+      fs.accessSync(target, fs.constants.W_OK);
+    } catch {
+      throw new FewShotError(
+        'PROJECT_READONLY',
+        `${path.basename(file)} cannot be opened for writing (${target === file ? 'the file' : 'its folder'} is read-only). ` +
+          'Copy the project to a folder you can write to, or ask for write access; the file was not changed.',
+      );
+    }
   }
 }
 
