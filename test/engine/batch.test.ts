@@ -242,3 +242,48 @@ test(
     }
   },
 );
+
+test(
+  'a folder that cannot be listed during a batch is an error row, not silently skipped',
+  { skip: needsShared, timeout: 120_000 },
+  async () => {
+    const f = fx as BccdFixture;
+    const project = Project.open(f.file);
+    const record = project.models.get(modelId);
+    assert.ok(record);
+    const dir = tmpDir('fsl-batch-vanish-');
+    for (const cls of ['A', 'B']) {
+      fs.mkdirSync(path.join(dir, cls));
+      for (const name of fs.readdirSync(path.join(BCCD, 'RBC')).sort().slice(0, 40))
+        fs.copyFileSync(path.join(BCCD, 'RBC', name), path.join(dir, cls, name));
+    }
+    const out = path.join(tmpDir(), 'vanish.csv');
+    let removed = false;
+    try {
+      // Folder B is listed only after A's files are done; it goes away while A is being classified.
+      const r = await classifyFolder(
+        project,
+        await loadModelRunner(project, record, f.backbone),
+        record,
+        dir,
+        {
+          outCsv: out,
+          onProgress: () => {
+            if (!removed) fs.rmSync(path.join(dir, 'B'), { recursive: true });
+            removed = true;
+          },
+        },
+      );
+      assert.ok(removed);
+      assert.equal(r.files, 41);
+      const rows = parseCsv(fs.readFileSync(out, 'utf8')).slice(1);
+      const b = rows.find((x) => x[0] === 'B');
+      assert.deepEqual(
+        [b?.[3], b?.at(-2), b?.at(-1)],
+        ['error', 'UNREADABLE', 'The folder could not be listed (it disappeared during the scan).'],
+      );
+    } finally {
+      project.close();
+    }
+  },
+);

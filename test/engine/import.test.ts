@@ -131,7 +131,7 @@ test('a folder with broken files imports everything else and reports each file w
 });
 
 test(
-  'an unreadable (permission-denied) file is rejected as UNREADABLE and the import goes on',
+  'an unreadable (permission-denied) file or folder is reported as UNREADABLE and the import goes on',
   { skip: unprivileged() === null ? 'running as root without setpriv' : false },
   async () => {
     const prefix = unprivileged() ?? [];
@@ -140,6 +140,9 @@ test(
     fs.writeFileSync(path.join(root, 'a', 'ok.png'), await solidPng(10, 10));
     fs.writeFileSync(path.join(root, 'a', 'locked.png'), await solidPng(12, 12));
     fs.chmodSync(path.join(root, 'a', 'locked.png'), 0);
+    fs.mkdirSync(path.join(root, 'b'));
+    fs.writeFileSync(path.join(root, 'b', 'hidden.png'), await solidPng(13, 13));
+    fs.chmodSync(path.join(root, 'b'), 0);
     const work = tmpDir('fsl-perm-project-');
     fs.chmodSync(work, 0o777); // the unprivileged import writes the project (and its WAL) here
     fs.chmodSync(root, 0o755);
@@ -156,11 +159,17 @@ test(
     assert.equal(r.status, 0, r.stderr);
     const s = JSON.parse(r.stdout) as ImportSummary;
     assert.equal(s.added, 1);
+    fs.chmodSync(path.join(root, 'b'), 0o755);
+    // The unlistable folder is reported too: its files were not silently skipped.
     assert.deepEqual(
       s.rejected.map((x) => [x.path, x.code]),
-      [['a/locked.png', 'UNREADABLE']],
+      [
+        ['a/locked.png', 'UNREADABLE'],
+        ['b', 'UNREADABLE'],
+      ],
     );
     assert.match(s.rejected[0]?.message ?? '', /permission denied/);
+    assert.equal(s.rejected[1]?.message, 'The folder could not be listed (permission denied).');
   },
 );
 

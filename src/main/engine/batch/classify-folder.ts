@@ -137,7 +137,7 @@ export async function classifyFolder(
   let lastProgress = 0;
 
   // Files are listed lazily; those already predicted (a resumed run) are skipped before any decoding.
-  async function* items(): AsyncGenerator<PipelineItem<{ rel: string; abs: string }>> {
+  async function* items(): AsyncGenerator<PipelineItem<{ rel: string; abs: string; folder: boolean }>> {
     for await (const f of scanFolder(root)) {
       if (f.abs === outCsv || f.abs.startsWith(`${outCsv}.tmp-`)) continue;
       if (sortInto && (f.abs === sortInto || f.abs.startsWith(sortInto + path.sep))) continue;
@@ -146,7 +146,15 @@ export async function classifyFolder(
         alreadyDone++;
         continue;
       }
-      yield { item: { rel: f.rel, abs: f.abs }, load: () => readFileTyped(f.abs) };
+      const unlisted = f.unlisted;
+      yield {
+        item: { rel: f.rel, abs: f.abs, folder: unlisted !== undefined },
+        // A folder that could not be listed is one error row, so the CSV says what was not classified.
+        load: () =>
+          unlisted === undefined
+            ? readFileTyped(f.abs)
+            : Promise.reject(new FewShotError('UNREADABLE', unlisted)),
+      };
     }
   }
 
@@ -197,7 +205,8 @@ export async function classifyFolder(
               : row.status === 'uncertain'
                 ? UNCERTAIN_FOLDER
                 : (row.predicted as string);
-          placeFile(r.item.abs, path.join(sortInto, label, r.item.rel), options.link ?? false);
+          if (!r.item.folder)
+            placeFile(r.item.abs, path.join(sortInto, label, r.item.rel), options.link ?? false);
         });
       }
       const t = performance.now();

@@ -53,6 +53,7 @@ async function check(
   pool: DecodePool,
   frames: 'first' | 'each',
 ): Promise<Checked> {
+  if (file.unlisted) return { file, kind: 'rejected', code: 'UNREADABLE', message: file.unlisted };
   let bytes: Buffer;
   try {
     const st = await fs.promises.stat(file.abs);

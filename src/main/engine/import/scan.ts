@@ -9,6 +9,8 @@ export interface ScannedFile {
   /** Relative to the root, forward slashes. */
   rel: string;
   className: string | null;
+  /** Set for a folder that could not be listed: its files are unknown, and the user must hear of it. */
+  unlisted?: string;
 }
 
 /** Operating-system clutter that is never a lab's image. */
@@ -22,8 +24,17 @@ export async function* scanFolder(root: string): AsyncGenerator<ScannedFile> {
     let entries: fs.Dirent[];
     try {
       entries = await fs.promises.readdir(dir, { withFileTypes: true });
-    } catch {
-      return; // a folder that vanished or cannot be listed holds nothing we can import
+    } catch (e) {
+      // A folder that cannot be listed (permission, a share that went away) is reported, not skipped.
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      const why =
+        code === 'EACCES' || code === 'EPERM'
+          ? 'permission denied'
+          : code === 'ENOENT'
+            ? 'it disappeared during the scan'
+            : code;
+      yield { abs: dir, rel: relDir || '.', className, unlisted: `The folder could not be listed (${why}).` };
+      return;
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
