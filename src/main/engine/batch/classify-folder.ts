@@ -54,6 +54,17 @@ async function readFileTyped(abs: string): Promise<Uint8Array> {
   }
 }
 
+/** The nearest existing folder at or above `dir` must be writable (the rest is created later). */
+function assertWritableFolder(dir: string, what: string): void {
+  let d = dir;
+  while (!fs.existsSync(d) && path.dirname(d) !== d) d = path.dirname(d);
+  try {
+    fs.accessSync(d, fs.constants.W_OK);
+  } catch {
+    throw new FewShotError('INVALID_INPUT', `Cannot write ${what} to ${dir}: ${d} is read-only.`);
+  }
+}
+
 function placeFile(src: string, dest: string, link: boolean): void {
   if (fs.existsSync(dest)) return; // idempotent on resume
   fs.mkdirSync(path.dirname(dest), { recursive: true });
@@ -117,6 +128,9 @@ export async function classifyFolder(
     throw new FewShotError('INVALID_INPUT', '--min-confidence must be between 0 and 1.');
   const outCsv = path.resolve(options.outCsv);
   const sortInto = options.sortInto ? path.resolve(options.sortInto) : null;
+  // Where the results go is checked now, not after an hour of classification.
+  assertWritableFolder(path.dirname(outCsv), 'the CSV');
+  if (sortInto) assertWritableFolder(sortInto, 'the sorted copies');
   const params = { out: outCsv, sortInto, link: options.link ?? false, minConfidence };
 
   const previous = project.batches.unfinished(model.id, root, params);
