@@ -65,6 +65,11 @@ const importCmd: Command = async (args, ctx) => {
           ? `${summary.multiPage} multi-page files: every page imported as its own image (pages of one file share a group).`
           : `${summary.multiPage} multi-page files: only the first page of each was imported (--frames each imports every page).`,
       );
+    if (summary.dim16Bit && p.highBitDepth() === 'full')
+      ctx.log(
+        `${summary.dim16Bit} 16-bit images hold 10- to 14-bit data and look nearly black by the full range; ` +
+          `\`fewshot project settings ${file} --high-bit-depth percentile\` stretches each image's 0.5–99.5 % range.`,
+      );
     if (summary.rejected.length) {
       ctx.log(`Rejected ${summary.rejected.length} files:`);
       for (const r of summary.rejected) ctx.log(`  ${r.path}: ${r.code}: ${r.message}`);

@@ -36,6 +36,8 @@ export interface ImportSummary {
   groupsUnmatched: number;
   /** Multi-page TIFF or multi-frame DICOM files met (their first page only, unless each page was asked for). */
   multiPage: number;
+  /** 16-bit images whose brightest sample is below 16384 (10- to 14-bit data): dark by the full range. */
+  dim16Bit: number;
 }
 
 export type ImportProgress =

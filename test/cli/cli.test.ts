@@ -133,3 +133,21 @@ test('import --frames each turns a multi-page TIFF into one image per page; a ba
     [2, 1],
   );
 });
+
+test('importing 12-bit data in 16-bit files points to the percentile setting', async () => {
+  const dir = tmpDir('fsl-cli-dim-');
+  const file = path.join(dir, 'lab.fsl');
+  fs.mkdirSync(path.join(dir, 'data', 'cells'), { recursive: true });
+  const v = Uint16Array.from({ length: 64 }, (_, i) => i * 60);
+  fs.writeFileSync(
+    path.join(dir, 'data', 'cells', 'camera.png'),
+    await sharp(v, { raw: { width: 8, height: 8, channels: 1 } })
+      .toColourspace('grey16')
+      .png()
+      .toBuffer(),
+  );
+  assert.equal(fewshot('project', 'create', file).code, 0);
+  const r = fewshot('import', file, path.join(dir, 'data'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /1 16-bit images hold 10- to 14-bit data .* --high-bit-depth percentile/);
+});

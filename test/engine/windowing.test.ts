@@ -12,7 +12,7 @@ import { classifyFolder } from '../../src/main/engine/batch/classify-folder.ts';
 import { loadDataset } from '../../src/main/engine/classify/dataset.ts';
 import { exportModel } from '../../src/main/engine/export/bundle.ts';
 import { decoder, toRgb } from '../../src/main/engine/image/decode.ts';
-import { percentileWindow, stretch, windowed } from '../../src/main/engine/image/windowing.ts';
+import { brightest16, percentileWindow, stretch, windowed } from '../../src/main/engine/image/windowing.ts';
 import { importFolder } from '../../src/main/engine/import/import-folder.ts';
 import { loadModelRunner } from '../../src/main/engine/model-runner.ts';
 import { trainModel } from '../../src/main/engine/train.ts';
@@ -154,3 +154,19 @@ test(
     }
   },
 );
+
+test('the import counts 16-bit images that hold 10- to 14-bit data, so the app can offer the stretch', async () => {
+  const root = tmpDir('fsl-dim16-');
+  fs.mkdirSync(path.join(root, 'cells'));
+  fs.writeFileSync(path.join(root, 'cells', 'twelve-a.png'), await twelveBit(16, 16, (x, y) => x * 200 + y));
+  fs.writeFileSync(path.join(root, 'cells', 'twelve-b.png'), await twelveBit(16, 16, (x, y) => y * 250 + x));
+  fs.writeFileSync(path.join(root, 'cells', 'sixteen.png'), await twelveBit(16, 16, (x, y) => x * 4000 + y));
+  fs.writeFileSync(path.join(root, 'cells', 'eight.png'), await solidPng(16, 16, [10, 10, 10]));
+  assert.equal(await brightest16(fs.readFileSync(path.join(root, 'cells', 'twelve-a.png'))), 3015);
+  assert.equal(await brightest16(fs.readFileSync(path.join(root, 'cells', 'eight.png'))), null);
+  const p = Project.create(path.join(tmpDir(), 'dim.fsl'));
+  const s = await importFolder(p, root);
+  assert.equal(s.added, 4);
+  assert.equal(s.dim16Bit, 2);
+  p.close();
+});

@@ -18,7 +18,7 @@ import {
 } from './decode.ts';
 import { dicomGroupKey } from './dicom.ts';
 import { evalCrop } from './preprocess.ts';
-import { windowed } from './windowing.ts';
+import { DIM_16BIT_MAX, brightest16, windowed } from './windowing.ts';
 
 export type DecodeRequest =
   | {
@@ -46,6 +46,8 @@ export type DecodeReply =
       info: ImageInfo;
       dicomGroup: string | null;
       pages?: PageImage[];
+      /** A 16-bit image whose data fills less than a quarter of the range (10- to 14-bit cameras). */
+      dim16?: boolean;
     }
   | { id: number; ok: true; op: 'crop'; rgb: RgbImage }
   | { id: number; ok: false; code: RejectCode; message: string };
@@ -59,6 +61,8 @@ async function run(req: DecodeRequest): Promise<DecodeReply> {
   const info = await validateImage(req.bytes, limits);
   // DICOM: the patient (hashed, never stored in clear) keeps their images on one side of every split.
   const dicomGroup = info.format === 'dicom' ? dicomGroupKey(req.bytes) : null;
+  const brightest = await brightest16(req.bytes, limits);
+  const dim16 = brightest !== null && brightest < DIM_16BIT_MAX;
   if (req.frames === 'each' && hasSeparablePages(info))
     return {
       id: req.id,
@@ -66,9 +70,10 @@ async function run(req: DecodeRequest): Promise<DecodeReply> {
       op: 'validate',
       info,
       dicomGroup,
+      dim16,
       pages: await pageImages(req.bytes, info, limits),
     };
-  return { id: req.id, ok: true, op: 'validate', info, dicomGroup };
+  return { id: req.id, ok: true, op: 'validate', info, dicomGroup, dim16 };
 }
 
 export async function decodeTask(req: DecodeRequest): Promise<DecodeReply> {

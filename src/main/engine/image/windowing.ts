@@ -51,6 +51,23 @@ export function stretch(samples: Uint16Array, lo: number, hi: number): Uint8Arra
   return out;
 }
 
+/** Below this brightest sample a 16-bit image holds at most 14 bits: by the full range it shows ≤ 63/255. */
+export const DIM_16BIT_MAX = 16384;
+
+/** The brightest sample of a 16-bit PNG or TIFF (first page), or null for any other image. */
+export async function brightest16(
+  bytes: Uint8Array,
+  limits: DecodeLimits = DEFAULT_LIMITS,
+): Promise<number | null> {
+  if (isDicom(bytes)) return null;
+  const kind = sniffImage(bytes);
+  if (kind.kind !== 'image' || (kind.format !== 'png' && kind.format !== 'tiff')) return null;
+  const input = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'error', pages: 1, page: 0 });
+  if ((await input.metadata()).depth !== 'ushort') return null;
+  const { channels } = await input.stats();
+  return Math.max(...channels.map((c) => c.max));
+}
+
 /** The bytes to decode under `policy`: unchanged, or a 16-bit PNG/TIFF rendered to an 8-bit PNG. */
 export async function windowed(
   bytes: Uint8Array,

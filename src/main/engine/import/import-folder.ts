@@ -41,6 +41,7 @@ type Checked =
       info: ImageInfo;
       dicomGroup: string | null;
       pages?: PageImage[];
+      dim16: boolean;
     }
   | { file: ScannedFile; kind: 'known'; sha256: string; sameFile: boolean }
   | { file: ScannedFile; kind: 'rejected'; code: RejectCode; message: string };
@@ -96,6 +97,7 @@ async function check(
     bytes,
     info: r.info,
     dicomGroup: r.dicomGroup,
+    dim16: r.dim16 === true,
     ...(r.pages ? { pages: r.pages } : {}),
   };
 }
@@ -136,6 +138,7 @@ export async function importFolder(
     groupsAssigned: 0,
     groupsUnmatched: 0,
     multiPage: 0,
+    dim16Bit: 0,
   };
   const matchedGroups = new Set<string>();
   let lastProgress = 0;
@@ -181,6 +184,7 @@ export async function importFolder(
           continue;
         }
         if (hasSeparablePages(r.info)) summary.multiPage++;
+        if (r.dim16) summary.dim16Bit++;
         const classId = r.file.className === null ? null : project.images.ensureClass(r.file.className);
         if (r.pages) {
           // Each page is an image; the pages of one file stay together in every split.
