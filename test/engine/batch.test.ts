@@ -199,19 +199,30 @@ test(
   },
 );
 
+/** The fixture's project opened again (the kill test handed it to a command-line run) and its model. */
+function reopened() {
+  const f = fx as BccdFixture;
+  const project = Project.open(f.file);
+  const record = project.models.get(modelId);
+  assert.ok(record);
+  return { project, record, backbone: f.backbone };
+}
+
+/** Copies the first `n` BCCD crops of `cls` into `dir/name`. */
+function copyCrops(dir: string, name: string, cls: string, n: number): string[] {
+  fs.mkdirSync(path.join(dir, name));
+  const files = fs.readdirSync(path.join(BCCD, cls)).sort().slice(0, n);
+  for (const file of files) fs.copyFileSync(path.join(BCCD, cls, file), path.join(dir, name, file));
+  return files;
+}
+
 test(
   'in a batch, a file that crashes or hangs the decoder is an error row; every other file is classified',
   { skip: needsShared, timeout: 120_000 },
   async () => {
-    const f = fx as BccdFixture;
-    // The test above handed the project to a command-line run; open it again.
-    const project = Project.open(f.file);
-    const record = project.models.get(modelId);
-    assert.ok(record);
+    const { project, record, backbone } = reopened();
     const dir = tmpDir('fsl-batch-faulty-');
-    fs.mkdirSync(path.join(dir, 'WBC'));
-    const good = fs.readdirSync(path.join(BCCD, 'WBC')).sort().slice(0, 10);
-    for (const name of good) fs.copyFileSync(path.join(BCCD, 'WBC', name), path.join(dir, 'WBC', name));
+    const good = copyCrops(dir, 'WBC', 'WBC', 10);
     const jpeg = fs.readFileSync(path.join(BCCD, 'WBC', good[0] as string));
     // Valid JPEGs with a marker after the end: only the fault-injecting worker reacts to them.
     fs.writeFileSync(path.join(dir, 'WBC', 'crashes.jpg'), Buffer.concat([jpeg, Buffer.from(CRASH_MARKER)]));
@@ -219,16 +230,10 @@ test(
     const pool = new DecodePool({ workerScript: FAULTY, timeoutMs: 3000 });
     const out = path.join(tmpDir(), 'faulty.csv');
     try {
-      const r = await classifyFolder(
-        project,
-        await loadModelRunner(project, record, f.backbone),
-        record,
-        dir,
-        {
-          outCsv: out,
-          decodePool: pool,
-        },
-      );
+      const r = await classifyFolder(project, await loadModelRunner(project, record, backbone), record, dir, {
+        outCsv: out,
+        decodePool: pool,
+      });
       assert.equal(r.files, 12);
       assert.equal(r.errors, 2);
       const rows = parseCsv(fs.readFileSync(out, 'utf8')).slice(1);
@@ -247,33 +252,20 @@ test(
   'a folder that cannot be listed during a batch is an error row, not silently skipped',
   { skip: needsShared, timeout: 120_000 },
   async () => {
-    const f = fx as BccdFixture;
-    const project = Project.open(f.file);
-    const record = project.models.get(modelId);
-    assert.ok(record);
+    const { project, record, backbone } = reopened();
     const dir = tmpDir('fsl-batch-vanish-');
-    for (const cls of ['A', 'B']) {
-      fs.mkdirSync(path.join(dir, cls));
-      for (const name of fs.readdirSync(path.join(BCCD, 'RBC')).sort().slice(0, 40))
-        fs.copyFileSync(path.join(BCCD, 'RBC', name), path.join(dir, cls, name));
-    }
+    for (const name of ['A', 'B']) copyCrops(dir, name, 'RBC', 40);
     const out = path.join(tmpDir(), 'vanish.csv');
     let removed = false;
     try {
       // Folder B is listed only after A's files are done; it goes away while A is being classified.
-      const r = await classifyFolder(
-        project,
-        await loadModelRunner(project, record, f.backbone),
-        record,
-        dir,
-        {
-          outCsv: out,
-          onProgress: () => {
-            if (!removed) fs.rmSync(path.join(dir, 'B'), { recursive: true });
-            removed = true;
-          },
+      const r = await classifyFolder(project, await loadModelRunner(project, record, backbone), record, dir, {
+        outCsv: out,
+        onProgress: () => {
+          if (!removed) fs.rmSync(path.join(dir, 'B'), { recursive: true });
+          removed = true;
         },
-      );
+      });
       assert.ok(removed);
       assert.equal(r.files, 41);
       const rows = parseCsv(fs.readFileSync(out, 'utf8')).slice(1);

@@ -5,7 +5,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { FewShotError, type ErrorData } from '../../../shared/errors.ts';
+import { FewShotError } from '../../../shared/errors.ts';
 import type { PredictionRow } from '../../store/batch-repo.ts';
 import type { ModelRecord } from '../../store/models-repo.ts';
 import type { Project } from '../../store/project.ts';
@@ -14,6 +14,7 @@ import { argmax } from '../classify/linalg.ts';
 import { embedAll, type PipelineItem } from '../features/pipeline.ts';
 import { csvField } from '../import/csv.ts';
 import { scanFolder } from '../import/scan.ts';
+import { fsReason } from '../fs-errors.ts';
 import { modelHighBitDepth } from '../image/windowing.ts';
 import { DEFAULT_LIMITS } from '../image/decode.ts';
 import { DecodePool } from '../image/decode-pool.ts';
@@ -38,19 +39,12 @@ export interface ClassifyOptions {
 export const UNCERTAIN_FOLDER = '_uncertain';
 export const ERRORS_FOLDER = '_errors';
 
-function readError(e: unknown): ErrorData {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EACCES' || code === 'EPERM')
-    return { code: 'UNREADABLE', message: 'Cannot read the file (permission denied).' };
-  if (code === 'ENOENT') return { code: 'UNREADABLE', message: 'The file disappeared before it was read.' };
-  return { code: 'UNREADABLE', message: `Cannot read the file (${code ?? (e as Error).message}).` };
-}
-
 async function readFileTyped(abs: string): Promise<Uint8Array> {
   try {
     return await fs.promises.readFile(abs);
   } catch (e) {
-    throw new FewShotError(readError(e).code, readError(e).message);
+    const why = fsReason(e, 'the file disappeared before it was read');
+    throw new FewShotError('UNREADABLE', `Cannot read the file (${why}).`);
   }
 }
 

@@ -17,6 +17,7 @@ import {
 import { DecodePool } from '../image/decode-pool.ts';
 import { readGroupsCsv } from './groups.ts';
 import { scanFolder, type ScannedFile } from './scan.ts';
+import { fsReason } from '../fs-errors.ts';
 
 export interface ImportOptions {
   groupsCsv?: string;
@@ -68,13 +69,7 @@ async function check(
       };
     bytes = await fs.promises.readFile(file.abs);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    const why =
-      code === 'EACCES' || code === 'EPERM'
-        ? 'permission denied'
-        : code === 'ENOENT'
-          ? 'the file disappeared during the import'
-          : code;
+    const why = fsReason(e, 'the file disappeared during the import');
     return { file, kind: 'rejected', code: 'UNREADABLE', message: `Cannot read the file (${why}).` };
   }
   const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');

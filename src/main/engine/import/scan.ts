@@ -3,6 +3,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { fsReason } from '../fs-errors.ts';
 
 export interface ScannedFile {
   abs: string;
@@ -26,13 +27,7 @@ export async function* scanFolder(root: string): AsyncGenerator<ScannedFile> {
       entries = await fs.promises.readdir(dir, { withFileTypes: true });
     } catch (e) {
       // A folder that cannot be listed (permission, a share that went away) is reported, not skipped.
-      const code = (e as NodeJS.ErrnoException).code ?? 'error';
-      const why =
-        code === 'EACCES' || code === 'EPERM'
-          ? 'permission denied'
-          : code === 'ENOENT'
-            ? 'it disappeared during the scan'
-            : code;
+      const why = fsReason(e, 'it disappeared during the scan');
       yield { abs: dir, rel: relDir || '.', className, unlisted: `The folder could not be listed (${why}).` };
       return;
     }
