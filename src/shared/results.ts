@@ -1,9 +1,11 @@
 // Results the engine returns and the UI shows: evaluation figures with their intervals, trained models,
 // batch predictions. Plain data, no behaviour.
 
-export type Strategy = 'prototype' | 'linear';
-/** Heads on frozen features, or fine-tuning the last stage or the whole network. */
-export type TrainStrategy = Strategy | 'last-stage' | 'full';
+import type { FrozenStrategy, TrainStrategy } from './strategies.ts';
+
+export type { TrainStrategy };
+/** A head on frozen features. */
+export type Strategy = FrozenStrategy;
 
 export interface Estimate {
   mean: number;
@@ -71,6 +73,9 @@ export interface CurvePoint {
   macroF1: Estimate;
 }
 
+/** The accuracy estimate stored with a model, naming the protocol it came from. */
+export type ModelEstimate = Pick<EvaluationResult, 'accuracy' | 'balancedAccuracy' | 'macroF1' | 'protocol'>;
+
 export interface TrainResult {
   modelId: string;
   strategy: TrainStrategy;
@@ -79,7 +84,7 @@ export interface TrainResult {
   images: number;
   seed: number;
   params: Record<string, unknown>;
-  estimate: Pick<EvaluationResult, 'accuracy' | 'balancedAccuracy' | 'macroF1' | 'protocol'> | null;
+  estimate: ModelEstimate | null;
   seconds: number;
 }
 
@@ -103,12 +108,12 @@ export interface ModelRecord {
   name: string;
   backboneId: string;
   backboneSha256: string;
-  strategy: string;
+  strategy: TrainStrategy;
   params: Record<string, unknown>;
   seed: number;
   classes: string[];
   trainingSet: { id: number; sha256: string; class: string }[];
-  metrics: unknown;
+  metrics: ModelEstimate | null;
   software: Record<string, string>;
   artefactSha256: string | null;
   jobId: string | null;
@@ -125,4 +130,54 @@ export interface PredictionRow {
   probabilities: number[] | null;
   errorCode: string | null;
   errorMessage: string | null;
+}
+
+/** Everything the Review screen and the evaluation report show for a model. */
+export interface ReviewData {
+  model: ModelRecord;
+  evaluation: EvaluationResult;
+  curve: CurvePoint[];
+  /** Two classes only: the ROC curve of the second class against the first. */
+  roc: { fpr: number; tpr: number }[] | null;
+}
+
+export interface ReportResult {
+  out: string;
+  bytes: number;
+}
+
+export interface ExportSummary {
+  dir: string;
+  files: string[];
+  modelSha256: string;
+  parity: { images: number; sameClass: number; maxProbabilityDifference: number; passed: boolean };
+}
+
+export interface DatasetWarning {
+  kind: 'no-groups' | 'near-duplicate' | 'label-conflict' | 'small-class' | 'imbalance';
+  message: string;
+  imageIds: number[];
+}
+
+export interface CurveResult {
+  strategy: Strategy;
+  backbone: string;
+  points: CurvePoint[];
+}
+
+/** A past batch run with its counts, for the Batch screen's list. */
+export interface BatchRunView {
+  id: string;
+  modelId: string;
+  /** The classified folder's name (not its path). */
+  folder: string;
+  createdAt: string;
+  status: 'queued' | 'running' | 'done' | 'failed' | 'cancelled' | 'unknown';
+  files: number;
+  ok: number;
+  uncertain: number;
+  errors: number;
+  perClass: Record<string, number>;
+  csv: string | null;
+  minConfidence: number | null;
 }

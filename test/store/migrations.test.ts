@@ -182,7 +182,7 @@ test('migration 0002 adds the checkpoints table to a version-1 project, keeping 
   const db = openDatabase(file, { create: true, migrations: MIGRATIONS.filter((m) => m.version <= 1) });
   db.prepare('INSERT INTO classes (name, created_at) VALUES (?, ?)').run('kept', 't');
   db.close();
-  const up = openDatabase(file);
+  const up = openDatabase(file, { migrations: MIGRATIONS.filter((m) => m.version <= 2) });
   assert.equal(up.pragma('user_version', { simple: true }), 2);
   assert.match(tables(up).get('checkpoints') ?? '', /STRICT/);
   assert.equal((up.prepare('SELECT name FROM classes').get() as { name: string }).name, 'kept');
@@ -192,5 +192,26 @@ test('migration 0002 adds the checkpoints table to a version-1 project, keeping 
   assert.deepEqual(p.checkpoint('k'), { epoch: 3, state: Buffer.from('state') });
   p.dropCheckpoint('k');
   assert.equal(p.checkpoint('k'), null);
+  p.close();
+});
+
+test('migration 0003 adds stored evaluations and names batch jobs "batch", keeping the data', () => {
+  const file = path.join(tmpDir(), 'v2.fsl');
+  const db = openDatabase(file, { create: true, migrations: MIGRATIONS.filter((m) => m.version <= 2) });
+  db.prepare(
+    "INSERT INTO jobs (id, kind, status, params, created_at, updated_at) VALUES ('j1', 'classify', 'done', '{}', 't', 't')",
+  ).run();
+  db.close();
+  const up = openDatabase(file);
+  assert.equal(up.pragma('user_version', { simple: true }), 3);
+  assert.match(tables(up).get('evaluations') ?? '', /STRICT/);
+  assert.equal(up.prepare("SELECT kind FROM jobs WHERE id = 'j1'").pluck().get(), 'batch');
+  up.close();
+  const p = Project.open(file);
+  const key = { modelId: 'm', protocol: 'default', seed: 0, groupAware: true, dataFingerprint: 'f' };
+  p.db.pragma('foreign_keys = OFF');
+  p.evaluations.put(key, { figures: 1 }, null);
+  assert.deepEqual(p.evaluations.get(key)?.result, { figures: 1 });
+  assert.equal(p.evaluations.get({ ...key, dataFingerprint: 'g' }), null, 'other data, no reuse');
   p.close();
 });

@@ -10,7 +10,7 @@ import { importFolder } from '../../src/main/engine/import/import-folder.ts';
 import { Project } from '../../src/main/store/project.ts';
 import { findBackups, recoverProject, restoreBackup } from '../../src/main/store/recover.ts';
 import { isFewShotError } from '../../src/shared/errors.ts';
-import { damagePages } from '../helpers/damage.ts';
+import { damagePage, damagePages, overflowPages } from '../helpers/damage.ts';
 import { tmpDir } from '../helpers/env.ts';
 import { noiseJpeg } from '../helpers/images.ts';
 
@@ -122,7 +122,8 @@ test('an image whose stored bytes are damaged is left out and counted; the rest 
   await importFolder(p, root);
   p.close();
   // Large images span overflow pages: one damaged page breaks one image's bytes, not the table.
-  damagePages(file, 0.5, 1);
+  const overflow = overflowPages(file, 'image_blobs');
+  damagePage(file, overflow[Math.floor(overflow.length / 2)] as number);
   const r = recoverProject(file);
   const blobs = r.tables.find((t) => t.table === 'image_blobs');
   const images = r.tables.find((t) => t.table === 'images');

@@ -37,6 +37,28 @@ function toRun(r: RawRun): BatchRun {
   };
 }
 
+interface RawPrediction {
+  rel_path: string;
+  status: PredictionStatus;
+  predicted: string | null;
+  confidence: number | null;
+  probabilities: string | null;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+function toPrediction(r: RawPrediction): PredictionRow {
+  return {
+    relPath: r.rel_path,
+    status: r.status,
+    predicted: r.predicted,
+    confidence: r.confidence,
+    probabilities: r.probabilities ? (JSON.parse(r.probabilities) as number[]) : null,
+    errorCode: r.error_code,
+    errorMessage: r.error_message,
+  };
+}
+
 export class BatchRepo {
   private readonly has;
   private readonly insert;
@@ -117,30 +139,49 @@ export class BatchRepo {
   /** Predictions in path order, streamed. */
   *iterate(runId: string): Generator<PredictionRow> {
     const rows = this.db
-      .prepare<
-        [string],
-        {
-          rel_path: string;
-          status: PredictionStatus;
-          predicted: string | null;
-          confidence: number | null;
-          probabilities: string | null;
-          error_code: string | null;
-          error_message: string | null;
-        }
-      >('SELECT * FROM predictions WHERE run_id = ? ORDER BY rel_path')
+      .prepare<[string], RawPrediction>('SELECT * FROM predictions WHERE run_id = ? ORDER BY rel_path')
       .iterate(runId);
-    for (const r of rows) {
-      yield {
-        relPath: r.rel_path,
-        status: r.status,
-        predicted: r.predicted,
-        confidence: r.confidence,
-        probabilities: r.probabilities ? (JSON.parse(r.probabilities) as number[]) : null,
-        errorCode: r.error_code,
-        errorMessage: r.error_message,
-      };
+    for (const r of rows) yield toPrediction(r);
+  }
+
+  /** A page of one run's predictions in path order, filtered in SQL, with the filter's total. */
+  page(
+    runId: string,
+    filter: 'all' | 'uncertain' | 'error' | { predicted: string },
+    offset: number,
+    limit: number,
+  ): { total: number; rows: PredictionRow[] } {
+    let where = 'run_id = ?';
+    const args: string[] = [runId];
+    if (filter === 'uncertain' || filter === 'error') {
+      where += ' AND status = ?';
+      args.push(filter);
+    } else if (filter !== 'all') {
+      where += " AND predicted = ? AND status != 'error'";
+      args.push(filter.predicted);
     }
+    const total = this.db
+      .prepare<string[], number>(`SELECT count(*) FROM predictions WHERE ${where}`)
+      .pluck()
+      .get(...args) as number;
+    const rows = this.db
+      .prepare<(string | number)[], RawPrediction>(
+        `SELECT * FROM predictions WHERE ${where} ORDER BY rel_path LIMIT ? OFFSET ?`,
+      )
+      .all(...args, limit, offset)
+      .map(toPrediction);
+    return { total, rows };
+  }
+
+  /** Every run, newest first, with its job's status and counts per status and predicted class. */
+  list(limit = 200): (BatchRun & { status: string | null; counts: ReturnType<BatchRepo['summary']> })[] {
+    return this.db
+      .prepare<[number], RawRun & { status: string | null }>(
+        `SELECT b.*, j.status AS status FROM batch_runs b LEFT JOIN jobs j ON j.id = b.job_id
+         ORDER BY b.created_at DESC, b.rowid DESC LIMIT ?`,
+      )
+      .all(limit)
+      .map((r) => ({ ...toRun(r), status: r.status, counts: this.summary(r.id) }));
   }
 
   summary(runId: string): { status: PredictionStatus; predicted: string | null; n: number }[] {

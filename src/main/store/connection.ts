@@ -62,7 +62,7 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
  * A project is written while open (labels, jobs, the audit trail, and SQLite's -wal and -shm files beside
  * it), so the file and its folder must be writable; say so plainly rather than fail at the first write.
  */
-function assertWritable(file: string, exists: boolean): void {
+export function assertWritable(file: string, exists: boolean): void {
   const folder = path.dirname(path.resolve(file));
   for (const target of exists ? [file, folder] : [folder]) {
     try {

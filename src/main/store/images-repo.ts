@@ -66,6 +66,34 @@ function toImage(r: RawImage): ImageRecord {
   };
 }
 
+export interface ImageFilter {
+  className?: string | null;
+  excluded?: boolean;
+  /** Part of the file's path relative to its import folder, case-insensitive. */
+  search?: string;
+}
+
+function filterSql(filter: ImageFilter): { where: string; args: (string | number)[] } {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  if (filter.className === null) where.push('i.class_id IS NULL');
+  else if (filter.className !== undefined) {
+    where.push('c.name = ?');
+    args.push(filter.className);
+  }
+  if (filter.excluded !== undefined) {
+    where.push('i.excluded = ?');
+    args.push(filter.excluded ? 1 : 0);
+  }
+  const search = filter.search?.trim();
+  if (search) {
+    // instr() on lower(): no LIKE wildcards to escape in file names such as "50%_a.png".
+    where.push('instr(lower(i.rel_path), ?) > 0');
+    args.push(search.toLowerCase());
+  }
+  return { where: where.length ? ` WHERE ${where.join(' AND ')}` : '', args };
+}
+
 export class ImagesRepo {
   private readonly bySha;
   private readonly insertBlob;
@@ -170,35 +198,31 @@ export class ImagesRepo {
     return this.db.prepare<[], RawImage>(sql).all().map(toImage);
   }
 
-  /** A page of images, optionally of one class (null: unlabelled) and of one excluded state. */
-  page(
-    filter: { className?: string | null; excluded?: boolean },
-    offset: number,
-    limit: number,
-  ): { total: number; images: ImageRecord[] } {
-    const where: string[] = [];
-    const args: (string | number)[] = [];
-    if (filter.className === null) where.push('i.class_id IS NULL');
-    else if (filter.className !== undefined) {
-      where.push('c.name = ?');
-      args.push(filter.className);
-    }
-    if (filter.excluded !== undefined) {
-      where.push('i.excluded = ?');
-      args.push(filter.excluded ? 1 : 0);
-    }
-    const w = where.length ? ` WHERE ${where.join(' AND ')}` : '';
+  /** A page of images, optionally of one class (null: unlabelled), one excluded state, a path search. */
+  page(filter: ImageFilter, offset: number, limit: number): { total: number; images: ImageRecord[] } {
+    const { where, args } = filterSql(filter);
     const total = (
       this.db
-        .prepare(`SELECT count(*) AS n FROM images i LEFT JOIN classes c ON c.id = i.class_id${w}`)
+        .prepare(`SELECT count(*) AS n FROM images i LEFT JOIN classes c ON c.id = i.class_id${where}`)
         .get(...args) as { n: number }
     ).n;
     const rows = this.db
       .prepare<(string | number)[], RawImage>(
-        `${SELECT_IMAGE}${w} ORDER BY c.name, i.rel_path LIMIT ? OFFSET ?`,
+        `${SELECT_IMAGE}${where} ORDER BY c.name, i.rel_path LIMIT ? OFFSET ?`,
       )
       .all(...args, limit, offset);
     return { total, images: rows.map(toImage) };
+  }
+
+  /** The ids of every image the filter selects, in page order (a select-all over all pages). */
+  ids(filter: ImageFilter): number[] {
+    const { where, args } = filterSql(filter);
+    return this.db
+      .prepare<(string | number)[], number>(
+        `SELECT i.id FROM images i LEFT JOIN classes c ON c.id = i.class_id${where} ORDER BY c.name, i.rel_path`,
+      )
+      .pluck()
+      .all(...args);
   }
 
   /** Moves images to a class (created when new); returns how many changed. */

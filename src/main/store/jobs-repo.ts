@@ -1,27 +1,29 @@
-// Long jobs as rows: a reloaded window or a restarted app re-reads their state from here.
+// Long jobs as rows: one id from the request to the end, so a reloaded window, the command line and the
+// audit trail all name the same job. A restarted app re-reads their state from here.
 
 import crypto from 'node:crypto';
-import { toErrorData } from '../../shared/errors.ts';
+import type { JobKind, JobStatus } from '../../shared/jobs.ts';
+import { toErrorData, type ErrorData } from '../../shared/errors.ts';
 import type { Db } from './connection.ts';
 import { nowIso } from './clock.ts';
 
-export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+export type { JobStatus };
 
 export interface JobRow {
   id: string;
-  kind: string;
+  kind: JobKind;
   status: JobStatus;
   params: unknown;
   progress: unknown;
   result: unknown;
-  error: { code: string; message: string } | null;
+  error: ErrorData | null;
   createdAt: string;
   updatedAt: string;
 }
 
 interface RawJob {
   id: string;
-  kind: string;
+  kind: JobKind;
   status: JobStatus;
   params: string;
   progress: string | null;
@@ -38,15 +40,26 @@ function parse(s: string | null): unknown {
 export class JobsRepo {
   constructor(private readonly db: Db) {}
 
-  create(kind: string, params: unknown, status: JobStatus = 'running'): string {
-    const id = crypto.randomUUID();
+  create(
+    kind: JobKind,
+    params: unknown,
+    options: { id?: string; status?: Extract<JobStatus, 'queued' | 'running'> } = {},
+  ): string {
+    const id = options.id ?? crypto.randomUUID();
     const at = nowIso();
     this.db
       .prepare(
         'INSERT INTO jobs (id, kind, status, params, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
       )
-      .run(id, kind, status, JSON.stringify(params), at, at);
+      .run(id, kind, options.status ?? 'running', JSON.stringify(params), at, at);
     return id;
+  }
+
+  /** A queued job's worker has begun. */
+  start(id: string): void {
+    this.db
+      .prepare("UPDATE jobs SET status = 'running', updated_at = ? WHERE id = ? AND status = 'queued'")
+      .run(nowIso(), id);
   }
 
   progress(id: string, progress: unknown): void {
@@ -55,25 +68,32 @@ export class JobsRepo {
       .run(JSON.stringify(progress), nowIso(), id);
   }
 
+  /** Ends a job; a job that has already ended keeps its first ending (returns false). */
   finish(
     id: string,
     status: Exclude<JobStatus, 'queued' | 'running'>,
     result: unknown,
-    error?: { code: string; message: string },
-  ): void {
-    this.db
-      .prepare('UPDATE jobs SET status = ?, result = ?, error = ?, updated_at = ? WHERE id = ?')
-      .run(
-        status,
-        result === undefined ? null : JSON.stringify(result),
-        error ? JSON.stringify(error) : null,
-        nowIso(),
-        id,
-      );
+    error?: ErrorData,
+  ): boolean {
+    return (
+      this.db
+        .prepare(
+          "UPDATE jobs SET status = ?, result = ?, error = ?, updated_at = ? WHERE id = ? AND status IN ('queued', 'running')",
+        )
+        .run(
+          status,
+          result === undefined ? null : JSON.stringify(result),
+          error ? JSON.stringify(error) : null,
+          nowIso(),
+          id,
+        ).changes > 0
+    );
   }
 
-  /** Ends a job that threw: 'cancelled' for a cancellation, 'failed' with the error's code otherwise. */
-  /** Records a failure; never throws, so the caller's error is the one reported. */
+  /**
+   * Records a failure — 'cancelled' for a cancellation, 'failed' with the error's code otherwise. Never
+   * throws, so the caller's error is the one reported.
+   */
   fail(id: string, error: unknown, partialResult: unknown = null): void {
     const data = toErrorData(error);
     try {
@@ -88,9 +108,10 @@ export class JobsRepo {
     return r ? toRow(r) : null;
   }
 
+  /** Newest first. */
   list(limit = 100): JobRow[] {
     return this.db
-      .prepare<[number], RawJob>('SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?')
+      .prepare<[number], RawJob>('SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?')
       .all(limit)
       .map(toRow);
   }

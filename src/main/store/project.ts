@@ -3,13 +3,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { assertSound } from './corruption.ts';
-import { openDatabase, type Db, type OpenOptions } from './connection.ts';
+import { assertWritable, openDatabase, type Db, type OpenOptions } from './connection.ts';
 import { AuditRepo } from './audit-repo.ts';
 import { FeatureCache } from './feature-cache.ts';
 import { ImagesRepo } from './images-repo.ts';
 import { JobsRepo } from './jobs-repo.ts';
 import { ModelsRepo } from './models-repo.ts';
 import { BatchRepo } from './batch-repo.ts';
+import { EvaluationsRepo } from './evaluations-repo.ts';
 import { nowIso } from './clock.ts';
 import { PERCENTILE_WINDOW, type HighBitDepth } from '../../shared/domain.ts';
 
@@ -22,6 +23,7 @@ export class Project {
   readonly audit: AuditRepo;
   readonly models: ModelsRepo;
   readonly batches: BatchRepo;
+  readonly evaluations: EvaluationsRepo;
   private constructor(
     readonly file: string,
     readonly db: Db,
@@ -32,6 +34,7 @@ export class Project {
     this.audit = new AuditRepo(db);
     this.models = new ModelsRepo(db);
     this.batches = new BatchRepo(db);
+    this.evaluations = new EvaluationsRepo(db);
   }
 
   static create(file: string, name?: string): Project {
@@ -46,11 +49,22 @@ export class Project {
     return p;
   }
 
-  /** `check`: run SQLite's quick check first, so a damaged file is reported before anything uses it. */
-  static open(file: string, options: Omit<OpenOptions, 'create'> & { check?: boolean } = {}): Project {
-    if (options.check && fs.existsSync(file)) assertSound(file);
+  /**
+   * `check`: run SQLite's quick check first, so a damaged file is reported before anything uses it.
+   * `worker`: a second connection for a job's worker, opened while the app holds the project: it leaves
+   * the running jobs alone (one of them is its own).
+   */
+  static open(
+    file: string,
+    options: Omit<OpenOptions, 'create'> & { check?: boolean; worker?: boolean } = {},
+  ): Project {
+    if (options.check && fs.existsSync(file)) {
+      // Read-only storage is said plainly before the check, which cannot open a WAL file there either.
+      if (!options.readonly) assertWritable(file, true);
+      assertSound(file);
+    }
     const p = new Project(file, openDatabase(file, options));
-    if (!options.readonly) p.jobs.markInterrupted();
+    if (!options.readonly && !options.worker) p.jobs.markInterrupted();
     return p;
   }
 

@@ -1,0 +1,87 @@
+// Long jobs, written once: their kinds, what each takes and returns, their progress and the events the
+// window receives. A job's id is the id of its row in the project file, from the request to the end.
+
+import type { ImportSummary, FeatureSummary } from './domain.ts';
+import type { ErrorData } from './errors.ts';
+import type { Request } from './requests.ts';
+import type {
+  ClassifySummary,
+  CurveResult,
+  DatasetWarning,
+  EvaluationResult,
+  ExportSummary,
+  ReportResult,
+  ReviewData,
+  TrainResult,
+} from './results.ts';
+
+export const JOB_KINDS = [
+  'import',
+  'features',
+  'checks',
+  'train',
+  'evaluate',
+  'curve',
+  'review',
+  'batch',
+  'report',
+  'export',
+  'audit-export',
+] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+export const JOB_STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+
+/** What each kind of job returns when it is done. */
+export interface JobResults {
+  import: ImportSummary;
+  features: FeatureSummary;
+  checks: { warnings: DatasetWarning[] };
+  train: TrainResult;
+  evaluate: EvaluationResult;
+  curve: CurveResult;
+  review: ReviewData;
+  batch: ClassifySummary;
+  report: ReportResult;
+  export: ExportSummary;
+  'audit-export': { out: string; entries: number };
+}
+
+export type JobRequests = { [K in JobKind]: Request<K> };
+export type JobResult = JobResults[JobKind];
+
+export interface JobProgress {
+  phase: string;
+  done: number;
+  total: number;
+  /** Seconds left, from the whole run's pace; null until there is enough to go on. */
+  etaSeconds: number | null;
+  message?: string;
+  /** Training figures for the live chart (loss of the current fit). */
+  metrics?: { loss?: number };
+}
+
+/** The job events stream: tagged by `type` and `kind`, at most ~10 progress events per second per job. */
+export type JobEvent = {
+  [K in JobKind]:
+    | { type: 'progress'; jobId: string; kind: K; progress: JobProgress }
+    | { type: 'done'; jobId: string; kind: K; result: JobResults[K] }
+    | { type: 'failed'; jobId: string; kind: K; error: ErrorData }
+    | { type: 'cancelled'; jobId: string; kind: K };
+}[JobKind];
+
+/** A job as `jobs.list` shows it: running ones with their latest progress, so a new window re-attaches. */
+export interface JobSummary {
+  id: string;
+  kind: JobKind;
+  status: JobStatus;
+  createdAt: string;
+  updatedAt: string;
+  progress: JobProgress | null;
+  /** Loss values so far (running training jobs), for the live chart after a reload. */
+  losses: number[];
+  error: ErrorData | null;
+  /** The model the job works on (train: none until it is done), so a screen finds its own jobs. */
+  modelId: string | null;
+}

@@ -1,0 +1,124 @@
+// What each use case takes, as zod schemas: the window's channels, the command line and the job workers
+// parse the same objects, so a setting cannot exist on one face and be missing on another.
+
+import { z } from 'zod';
+import { AugmentSpecSchema } from './augment.ts';
+import { FINETUNE_STRATEGIES, FROZEN_STRATEGIES, TRAIN_STRATEGIES } from './strategies.ts';
+
+export const pathSchema = z.string().min(1).max(4096);
+export const backboneIdSchema = z.string().min(1).max(200);
+/** A model or batch run by its id or a unique prefix of it (the command line prints short ids). */
+export const recordIdSchema = z.string().min(1).max(200);
+const seed = z.number().int().min(0);
+
+export const ProtocolSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('episodes'),
+    shots: z.number().int().min(1).max(500),
+    episodes: z.number().int().min(1).max(10000),
+    ways: z.number().int().min(2).optional(),
+    queries: z.number().int().min(1).optional(),
+  }),
+  z.strictObject({ kind: z.literal('kfold'), folds: z.number().int().min(2).max(50) }),
+  z.strictObject({ kind: z.literal('loo') }),
+  z.strictObject({ kind: z.literal('holdout'), testFraction: z.number().gt(0).lt(1) }),
+]);
+
+export const DEVICES = ['auto', 'cpu', 'gpu'] as const;
+
+/** Fine-tuning settings; `lr` is the head's learning rate, the backbone's defaults to a tenth of it. */
+export const FinetuneSettingsSchema = z.strictObject({
+  epochs: z.number().int().min(1).max(200).optional(),
+  lr: z.number().positive().max(1).optional(),
+  lrBackbone: z.number().positive().max(1).optional(),
+  augment: AugmentSpecSchema.optional(),
+  device: z.enum(DEVICES).optional(),
+  adaptBatchNorm: z.boolean().optional(),
+});
+
+const frozenTrain = z.strictObject({
+  strategy: z.enum(FROZEN_STRATEGIES),
+  backbone: backboneIdSchema,
+  seed,
+  name: z.string().min(1).max(200).optional(),
+  classBalanced: z.boolean().optional(),
+  weightDecay: z.number().positive().optional(),
+});
+
+const finetuneTrain = z.strictObject({
+  strategy: z.enum(FINETUNE_STRATEGIES),
+  backbone: backboneIdSchema,
+  seed,
+  name: z.string().min(1).max(200).optional(),
+  ...FinetuneSettingsSchema.shape,
+});
+
+export const REQUESTS = {
+  import: z.strictObject({
+    folder: pathSchema,
+    groupsCsv: pathSchema.optional(),
+    groupColumn: z.string().min(1).max(200).optional(),
+    frames: z.enum(['first', 'each']).optional(),
+    maxPixels: z.number().int().positive().optional(),
+  }),
+  features: z.strictObject({
+    backbone: backboneIdSchema,
+    batchSize: z.number().int().min(1).max(512).optional(),
+    threads: z.number().int().min(1).max(256).optional(),
+  }),
+  checks: z.strictObject({ backbone: backboneIdSchema }),
+  train: z.discriminatedUnion('strategy', [frozenTrain, finetuneTrain]),
+  evaluate: z.strictObject({
+    backbone: backboneIdSchema,
+    strategy: z.enum(TRAIN_STRATEGIES),
+    protocol: ProtocolSchema,
+    seed,
+    groupAware: z.boolean().optional(),
+    finetune: FinetuneSettingsSchema.optional(),
+  }),
+  curve: z.strictObject({
+    backbone: backboneIdSchema,
+    strategy: z.enum(FROZEN_STRATEGIES),
+    seed,
+    episodes: z.number().int().min(1).max(10000).optional(),
+    groupAware: z.boolean().optional(),
+  }),
+  review: z.strictObject({
+    modelId: recordIdSchema,
+    protocol: ProtocolSchema.optional(),
+    groupAware: z.boolean().optional(),
+  }),
+  batch: z.strictObject({
+    modelId: recordIdSchema,
+    folder: pathSchema,
+    out: pathSchema,
+    sortInto: pathSchema.optional(),
+    link: z.boolean().optional(),
+    minConfidence: z.number().min(0).max(1),
+    batchSize: z.number().int().min(1).max(512).optional(),
+  }),
+  report: z.discriminatedUnion('kind', [
+    z.strictObject({
+      kind: z.literal('evaluation'),
+      modelId: recordIdSchema,
+      out: pathSchema,
+      protocol: ProtocolSchema.optional(),
+      groupAware: z.boolean().optional(),
+    }),
+    z.strictObject({ kind: z.literal('batch'), runId: recordIdSchema, out: pathSchema }),
+  ]),
+  export: z.strictObject({ modelId: recordIdSchema, out: pathSchema }),
+  'audit-export': z.strictObject({ out: pathSchema }),
+} as const;
+
+export type RequestKind = keyof typeof REQUESTS;
+/** A use case's request after its schema applied defaults. */
+export type Request<K extends RequestKind> = z.output<(typeof REQUESTS)[K]>;
+export type TrainRequest = Request<'train'>;
+export type FinetuneSettings = z.output<typeof FinetuneSettingsSchema>;
+export type FrozenTrainRequest = z.output<typeof frozenTrain>;
+export type FinetuneTrainRequest = z.output<typeof finetuneTrain>;
+
+export function isFinetuneRequest(r: TrainRequest): r is FinetuneTrainRequest {
+  return (FINETUNE_STRATEGIES as readonly string[]).includes(r.strategy);
+}

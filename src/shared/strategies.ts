@@ -1,0 +1,23 @@
+// The training strategies, written once: heads on frozen backbone features, or fine-tuning part or all
+// of the network. The engine, host, CLI and renderer all read them from here.
+
+export const FROZEN_STRATEGIES = ['prototype', 'linear'] as const;
+export const FINETUNE_STRATEGIES = ['last-stage', 'full'] as const;
+export const TRAIN_STRATEGIES = [...FROZEN_STRATEGIES, ...FINETUNE_STRATEGIES] as const;
+
+/** A head fitted on frozen features. */
+export type FrozenStrategy = (typeof FROZEN_STRATEGIES)[number];
+/** Part or all of the backbone retrained, with a new head. */
+export type FinetuneStrategy = (typeof FINETUNE_STRATEGIES)[number];
+export type TrainStrategy = FrozenStrategy | FinetuneStrategy;
+
+/** Whether a strategy, or a model trained with it, changes the backbone: the one test for "fine-tuned". */
+export function isFinetuned(strategy: string): strategy is FinetuneStrategy;
+export function isFinetuned(model: { strategy: string }): boolean;
+export function isFinetuned(s: string | { strategy: string }): boolean {
+  return (FINETUNE_STRATEGIES as readonly string[]).includes(typeof s === 'string' ? s : s.strategy);
+}
+
+export function isTrainStrategy(s: string): s is TrainStrategy {
+  return (TRAIN_STRATEGIES as readonly string[]).includes(s);
+}
