@@ -8,7 +8,7 @@ import { loadDataset } from '../../src/main/engine/classify/dataset.ts';
 import { Backbone } from '../../src/main/engine/backbones/backbone.ts';
 import { evaluate } from '../../src/main/engine/evaluate/evaluate.ts';
 import { balancedOrder, finetune, type TrainingImage } from '../../src/main/engine/finetune/finetune.ts';
-import { OnnxClassifier } from '../../src/main/engine/finetune/onnx-classifier.ts';
+import { OnnxClassifier } from '../../src/main/engine/onnx/onnx-classifier.ts';
 import { buildTail, lastStageCut } from '../../src/main/engine/finetune/tail-graph.ts';
 import { evaluateFinetune } from '../../src/main/engine/finetune/train-finetune.ts';
 import { initTf, tf } from '../../src/main/engine/finetune/tf-backend.ts';

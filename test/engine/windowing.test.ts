@@ -19,21 +19,7 @@ import { trainModel } from '../../src/main/engine/train.ts';
 import { Project } from '../../src/main/store/project.ts';
 import { makeDicom } from '../helpers/dicom.ts';
 import { SQUEEZENET, needsShared, tmpDir, useModelDirs } from '../helpers/env.ts';
-import { solidPng } from '../helpers/images.ts';
-
-/** A 12-bit camera frame stored in a 16-bit PNG: values 0..4095 only. */
-function twelveBit(
-  width: number,
-  height: number,
-  pattern: (x: number, y: number) => number,
-): Promise<Buffer> {
-  const v = new Uint16Array(width * height);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) v[y * width + x] = pattern(x, y);
-  return sharp(v, { raw: { width, height, channels: 1 } })
-    .toColourspace('grey16')
-    .png()
-    .toBuffer();
-}
+import { solidPng, twelveBit, twelveBitFolder } from '../helpers/images.ts';
 
 async function range(bytes: Uint8Array): Promise<[number, number]> {
   const { data } = await toRgb(decoder(bytes));
@@ -87,17 +73,7 @@ test(
   async () => {
     useModelDirs(tmpDir('fsl-win-models-'));
     const root = tmpDir('fsl-win-');
-    for (const [cls, f] of [
-      ['stripes', (x: number) => ((x >> 2) & 1) * 4000],
-      ['ramp', (x: number, y: number) => (x * 40 + y * 20) % 4096],
-    ] as const) {
-      fs.mkdirSync(path.join(root, cls));
-      for (let i = 0; i < 6; i++)
-        fs.writeFileSync(
-          path.join(root, cls, `${i}.png`),
-          await twelveBit(40 + i, 40, (x, y) => Math.min(4095, f(x + i, y) + ((x * 13 + y * 7 + i) % 50))),
-        );
-    }
+    await twelveBitFolder(root);
     const p = Project.create(path.join(tmpDir(), 'win.fsl'));
     await importFolder(p, root);
     const backbone = await Backbone.load(resolveBackbone(SQUEEZENET), { threads: 2 });

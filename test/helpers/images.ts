@@ -1,5 +1,7 @@
 // Test images made on the fly with sharp: nothing is vendored.
 
+import fs from 'node:fs';
+import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 
@@ -48,4 +50,33 @@ export function declaredPng(width: number, height: number): Buffer {
     chunk('IDAT', zlib.deflateSync(Buffer.alloc(64))),
     chunk('IEND', Buffer.alloc(0)),
   ]);
+}
+
+/** A 12-bit camera frame stored in a 16-bit PNG: values 0..4095 only. */
+export function twelveBit(
+  width: number,
+  height: number,
+  pattern: (x: number, y: number) => number,
+): Promise<Buffer> {
+  const v = new Uint16Array(width * height);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) v[y * width + x] = pattern(x, y);
+  return sharp(v, { raw: { width, height, channels: 1 } })
+    .toColourspace('grey16')
+    .png()
+    .toBuffer();
+}
+
+/** Two classes of 12-bit images in 16-bit PNGs (stripes and ramps), `n` of each, in `root`. */
+export async function twelveBitFolder(root: string, n = 6): Promise<void> {
+  for (const [cls, f] of [
+    ['stripes', (x: number) => ((x >> 2) & 1) * 4000],
+    ['ramp', (x: number, y: number) => (x * 40 + y * 20) % 4096],
+  ] as const) {
+    fs.mkdirSync(path.join(root, cls), { recursive: true });
+    for (let i = 0; i < n; i++)
+      fs.writeFileSync(
+        path.join(root, cls, `${i}.png`),
+        await twelveBit(40 + i, 40, (x, y) => Math.min(4095, f(x + i, y) + ((x * 13 + y * 7 + i) % 50))),
+      );
+  }
 }

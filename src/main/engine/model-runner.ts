@@ -3,23 +3,20 @@
 
 import { FewShotError } from '../../shared/errors.ts';
 import type { ModelRecord } from '../../shared/results.ts';
+import { isFinetuned } from '../../shared/strategies.ts';
 import type { Project } from '../store/project.ts';
 import { Backbone } from './backbones/backbone.ts';
 import { resolveBackbone } from './backbones/registry.ts';
 import { predictProba } from './classify/heads.ts';
 import { deserializeHead } from './classify/serialize.ts';
 import type { Embedder } from './features/pipeline.ts';
-import { OnnxClassifier } from './finetune/onnx-classifier.ts';
+import { OnnxClassifier } from './onnx/onnx-classifier.ts';
 
 export interface ModelRunner {
   embedder: Embedder;
   classes: string[];
   probabilities(vector: Float32Array): ArrayLike<number>;
   release(): Promise<void>;
-}
-
-export function isFinetuned(model: ModelRecord): boolean {
-  return model.strategy === 'last-stage' || model.strategy === 'full';
 }
 
 /** Loads what the model needs; a backbone already loaded (and matching) can be lent to it. */

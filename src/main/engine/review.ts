@@ -1,11 +1,12 @@
 // Everything the Review screen and the evaluation report show for a model: cross-validation with the
 // model's own settings (groups kept whole), the learning curve, and ROC points for two classes.
 
-import type { ReviewData } from '../../shared/contract.ts';
+import type { ReviewData } from '../../shared/results.ts';
+import { FewShotError } from '../../shared/errors.ts';
 import type { EvaluationResult, ModelRecord, Protocol } from '../../shared/results.ts';
 import { DEFAULT_AUGMENT, type AugmentSpec } from '../../shared/augment.ts';
 import { resolveBackbone } from './backbones/registry.ts';
-import { isFinetuned } from './model-runner.ts';
+import { isFinetuned } from '../../shared/strategies.ts';
 import type { Project } from '../store/project.ts';
 import type { Backbone } from './backbones/backbone.ts';
 import { loadDataset } from './classify/dataset.ts';
@@ -26,7 +27,8 @@ export function fitSettings(model: ModelRecord): Omit<FitOptions, 'seed' | 'vali
 
 export async function computeReview(
   project: Project,
-  backbone: Backbone,
+  /** The model's backbone, loaded; a fine-tuned model carries its own network and needs none. */
+  backbone: Backbone | null,
   model: ModelRecord,
   options: {
     protocol?: Protocol;
@@ -58,6 +60,7 @@ export async function computeReview(
     );
     return { model, evaluation, curve: [], roc: rocFor(evaluation) };
   }
+  if (!backbone) throw new FewShotError('INTERNAL', 'A head on frozen features needs its backbone loaded.');
   const data = await loadDataset(project, backbone, {
     ...(options.signal ? { signal: options.signal } : {}),
     onProgress: (e) => options.onProgress?.('features', e.done, e.total),

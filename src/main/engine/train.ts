@@ -22,6 +22,8 @@ export interface TrainOptions {
   /** Cross-validate the same settings to store an accuracy estimate with the model (default true). */
   estimate?: boolean;
   signal?: AbortSignal;
+  /** The job's row, created by the caller; without one the run records its own. */
+  jobId?: string;
   onProgress?: (p: {
     phase: 'features' | 'fit' | 'estimate';
     done: number;
@@ -42,7 +44,9 @@ export async function trainModel(
 ): Promise<TrainResult> {
   const started = performance.now();
   const seed = options.seed ?? 0;
-  const jobId = project.jobs.create('train', { backbone: backbone.id, strategy: options.strategy, seed });
+  const jobId =
+    options.jobId ??
+    project.jobs.create('train', { backbone: backbone.id, strategy: options.strategy, seed });
   try {
     const data = await loadDataset(project, backbone, {
       ...(options.signal ? { signal: options.signal } : {}),
@@ -97,6 +101,9 @@ export async function trainModel(
     params.backend = `onnxruntime-node ${backbone.session.providers.join('+')} (backbone features), JavaScript float64 (head)`;
     params.augmentation = 'none (frozen features of the evaluation crop)';
     params.highBitDepth = project.highBitDepth();
+    // A cancel that arrived during the last step still wins: nothing is saved.
+    if (options.signal?.aborted)
+      throw new FewShotError('CANCELLED', 'Training cancelled; no model was saved.');
     const result = project.db.transaction(() => {
       const modelId = project.models.insert({
         name: options.name ?? `${options.strategy} on ${backbone.id}`,

@@ -1,6 +1,7 @@
 // Bringing a backbone in: validate an ONNX file the user has, register it in a models folder, and write
 // the seeded ResNet18 used by tests and benchmarks.
 
+import { writeFileAtomic } from '../atomic-file.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import { convertTfjsLayers } from './tfjs-import.ts';
@@ -112,12 +113,6 @@ export async function inspectOnnxBackbone(file: string): Promise<InspectResult> 
   };
 }
 
-function writeAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
-}
-
 /** Adds or replaces an entry in a models folder's manifest.json. */
 export function upsertManifestEntry(dir: string, entry: BackboneEntry): void {
   fs.mkdirSync(dir, { recursive: true });
@@ -128,7 +123,7 @@ export function upsertManifestEntry(dir: string, entry: BackboneEntry): void {
     models = (raw.models ?? []).filter((m) => (m as { id?: string }).id !== entry.id);
   }
   models.push(BackboneEntrySchema.parse(entry));
-  writeAtomic(file, `${JSON.stringify({ schema: 1, models }, null, 2)}\n`);
+  writeFileAtomic(file, `${JSON.stringify({ schema: 1, models }, null, 2)}\n`);
 }
 
 export interface AddOptions {
@@ -162,7 +157,7 @@ export async function addOnnxBackbone(file: string, options: AddOptions): Promis
     const id = options.id ?? defaultName.toLowerCase().replace(/[^a-z0-9._-]+/g, '-');
     const dest = path.join(options.dir, id, 'model.onnx');
     fs.mkdirSync(path.dirname(dest), { recursive: true });
-    writeAtomic(dest, fs.readFileSync(source));
+    writeFileAtomic(dest, fs.readFileSync(source));
     const entry: BackboneEntry = {
       id,
       architecture: converted?.architecture ?? info.architecture,
@@ -187,7 +182,7 @@ export function ensureRandomResNet18(dir: string, seed = 0, id = 'resnet18-rando
   const modelFile = path.join(dir, id, 'model.onnx');
   if (!fs.existsSync(modelFile)) {
     fs.mkdirSync(path.dirname(modelFile), { recursive: true });
-    writeAtomic(modelFile, encodeModel(buildResNet18({ seed })));
+    writeFileAtomic(modelFile, encodeModel(buildResNet18({ seed })));
   }
   const entry: BackboneEntry = {
     id,

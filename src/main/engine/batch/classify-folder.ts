@@ -18,6 +18,7 @@ import { fsReason } from '../fs-errors.ts';
 import { modelHighBitDepth } from '../image/windowing.ts';
 import { DEFAULT_LIMITS } from '../image/decode.ts';
 import { DecodePool } from '../image/decode-pool.ts';
+import { isTemporaryOf, temporaryPath, writeChunksAtomic } from '../atomic-file.ts';
 import type { ClassifySummary } from '../../../shared/results.ts';
 
 export type { ClassifySummary };
@@ -34,6 +35,8 @@ export interface ClassifyOptions {
   onProgress?: (p: { processed: number; skipped: number; errors: number }) => void;
   /** The decode processes to use; by default the run starts its own and stops them at the end. */
   decodePool?: DecodePool;
+  /** The job's row, created by the caller; without one the run records its own. */
+  jobId?: string;
 }
 
 export const UNCERTAIN_FOLDER = '_uncertain';
@@ -62,7 +65,7 @@ function assertWritableFolder(dir: string, what: string): void {
 function placeFile(src: string, dest: string, link: boolean): void {
   if (fs.existsSync(dest)) return; // idempotent on resume
   fs.mkdirSync(path.dirname(dest), { recursive: true });
-  const tmp = `${dest}.part-${process.pid}`;
+  const tmp = temporaryPath(dest);
   if (link) {
     try {
       fs.linkSync(src, dest);
@@ -76,34 +79,23 @@ function placeFile(src: string, dest: string, link: boolean): void {
 }
 
 export function writeCsv(project: Project, runId: string, classes: string[], out: string): void {
-  const tmp = `${out}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    const header = [
-      'path',
-      'predicted',
-      'confidence',
-      'status',
-      ...classes.map((c) => `p_${c}`),
-      'error_code',
-      'error_message',
-    ];
-    fs.writeSync(fd, `${header.map(csvField).join(',')}\n`);
-    let buf = '';
+  const header = [
+    'path',
+    'predicted',
+    'confidence',
+    'status',
+    ...classes.map((c) => `p_${c}`),
+    'error_code',
+    'error_message',
+  ];
+  function* lines(): Generator<string> {
+    yield `${header.map(csvField).join(',')}\n`;
     for (const r of project.batches.iterate(runId)) {
       const probs = classes.map((_, i) => (r.probabilities ? (r.probabilities[i] as number).toFixed(6) : ''));
-      buf += `${[r.relPath, r.predicted ?? '', r.confidence === null ? '' : r.confidence.toFixed(6), r.status, ...probs, r.errorCode ?? '', r.errorMessage ?? ''].map(csvField).join(',')}\n`;
-      if (buf.length > 1 << 16) {
-        fs.writeSync(fd, buf);
-        buf = '';
-      }
+      yield `${[r.relPath, r.predicted ?? '', r.confidence === null ? '' : r.confidence.toFixed(6), r.status, ...probs, r.errorCode ?? '', r.errorMessage ?? ''].map(csvField).join(',')}\n`;
     }
-    fs.writeSync(fd, buf);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
-  fs.renameSync(tmp, out);
+  writeChunksAtomic(out, lines());
 }
 
 export async function classifyFolder(
@@ -128,11 +120,13 @@ export async function classifyFolder(
   const params = { out: outCsv, sortInto, link: options.link ?? false, minConfidence };
 
   const previous = project.batches.unfinished(model.id, root, params);
-  const jobId = project.jobs.create('classify', {
-    model: model.id,
-    root: path.basename(root),
-    resume: previous?.id ?? null,
-  });
+  const jobId =
+    options.jobId ??
+    project.jobs.create('batch', {
+      modelId: model.id,
+      root: path.basename(root),
+      resume: previous?.id ?? null,
+    });
   const runId = previous?.id ?? project.batches.create(model.id, root, params, jobId);
   // New files are read the way the model's training images were (its 16-bit policy).
   const policy = modelHighBitDepth(model);
@@ -147,7 +141,7 @@ export async function classifyFolder(
   // Files are listed lazily; those already predicted (a resumed run) are skipped before any decoding.
   async function* items(): AsyncGenerator<PipelineItem<{ rel: string; abs: string; folder: boolean }>> {
     for await (const f of scanFolder(root)) {
-      if (f.abs === outCsv || f.abs.startsWith(`${outCsv}.tmp-`)) continue;
+      if (f.abs === outCsv || isTemporaryOf(f.abs, outCsv)) continue;
       if (sortInto && (f.abs === sortInto || f.abs.startsWith(sortInto + path.sep))) continue;
       files++;
       if (project.batches.done(runId, f.rel)) {
@@ -254,7 +248,14 @@ export async function classifyFolder(
       csv: outCsv,
     };
     project.db.transaction(() => {
-      project.audit.append('classify', { runId, model: model.id, files, ok, uncertain, errors: errorsTotal });
+      project.audit.append('classify', {
+        runId,
+        modelId: model.id,
+        files,
+        ok,
+        uncertain,
+        errors: errorsTotal,
+      });
       project.jobs.finish(jobId, 'done', summary);
     })();
     return summary;

@@ -3,8 +3,8 @@
 // app's probabilities. The fitted head also travels in the model's metadata, for import back into a
 // project.
 
-import type { Head } from '../classify/heads.ts';
-import { serializeHead } from '../classify/serialize.ts';
+import type { Head } from './heads.ts';
+import { serializeHead } from './serialize.ts';
 import { DataType, floatTensor, type OnnxModel, type OnnxNode } from '../onnx/model.ts';
 
 export const HEAD_METADATA_KEY = 'fewshot.head';

@@ -5,7 +5,17 @@ import type { Project } from '../../store/project.ts';
 import type { ImageRecord } from '../../store/images-repo.ts';
 import type { Backbone } from '../backbones/backbone.ts';
 import { computeFeatures, type FeatureOptions } from '../features/project-features.ts';
-import type { Dataset } from '../evaluate/evaluate.ts';
+import type { Vec } from './linalg.ts';
+
+/** Feature vectors with their labels and groups: what every head and evaluation works on. */
+export interface Dataset {
+  x: Vec[];
+  y: number[];
+  classes: string[];
+  groups: (string | null)[] | null;
+  /** Image ids, to show misclassified images. */
+  ids?: number[];
+}
 
 export interface ProjectDataset extends Dataset {
   ids: number[];

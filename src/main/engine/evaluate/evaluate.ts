@@ -4,6 +4,7 @@
 import { FewShotError } from '../../../shared/errors.ts';
 import { fitHead, predictProba, type FitOptions, type Strategy } from '../classify/heads.ts';
 import { argmax, type Vec } from '../classify/linalg.ts';
+import type { Dataset } from '../classify/dataset.ts';
 import { Rng } from '../random.ts';
 import { bootstrap, meanInterval, wilson, type Estimate } from './intervals.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
@@ -18,14 +19,7 @@ import type {
 
 export type { ClassEstimate, CurvePoint, EvaluationResult, Prediction, Protocol };
 
-export interface Dataset {
-  x: Vec[];
-  y: number[];
-  classes: string[];
-  groups: (string | null)[] | null;
-  /** Image ids, to show misclassified images. */
-  ids?: number[];
-}
+export type { Dataset };
 
 export interface EvaluateOptions {
   strategy: Strategy;

@@ -2,13 +2,16 @@
 // model-card.md and parity.json — a check that the exported graph, run through ONNX Runtime, gives the
 // app's predictions on the training images. A bundle imports back into a project.
 
-import { PERCENTILE_WINDOW } from '../../../shared/domain.ts';
+import { PERCENTILE_WINDOW, type HighBitDepth } from '../../../shared/domain.ts';
 import { modelHighBitDepth, windowed } from '../image/windowing.ts';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { FewShotError } from '../../../shared/errors.ts';
-import type { ModelRecord } from '../../../shared/results.ts';
+import type { ExportSummary, ModelRecord } from '../../../shared/results.ts';
+import { isFinetuned, isTrainStrategy } from '../../../shared/strategies.ts';
+import { fsyncFolder, temporaryPath, writeFileAtomic } from '../atomic-file.ts';
+import { datasetFingerprint } from '../data-fingerprint.ts';
 import type { Project } from '../../store/project.ts';
 import { Backbone, backboneGraph, featureGraph, fileSha256 } from '../backbones/backbone.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
@@ -19,31 +22,18 @@ import { embedAll } from '../features/pipeline.ts';
 import { preprocessInto, tensorSize } from '../image/preprocess.ts';
 import { decodeModel, encodeModel, type OnnxModel } from '../onnx/model.ts';
 import type { PreprocessSpec } from '../../../shared/backbones.ts';
-import { OnnxClassifier } from '../finetune/onnx-classifier.ts';
-import { isFinetuned, loadModelRunner, type ModelRunner } from '../model-runner.ts';
+import { OnnxClassifier } from '../onnx/onnx-classifier.ts';
+import { loadModelRunner, type ModelRunner } from '../model-runner.ts';
 import { softwareVersions } from '../versions.ts';
-import { classifierGraph, HEAD_METADATA_KEY } from './classifier-graph.ts';
+import { classifierGraph, HEAD_METADATA_KEY } from '../classify/classifier-graph.ts';
 import { modelCard } from './model-card.ts';
 
-export interface Parity {
-  images: number;
-  sameClass: number;
-  maxProbabilityDifference: number;
-  passed: boolean;
-}
+/** The bundle's 16-bit policy, in the ONNX metadata (a model imported back reads files the same way). */
+export const HIGH_BIT_DEPTH_METADATA_KEY = 'fewshot.high_bit_depth';
 
-export interface ExportResult {
-  dir: string;
-  files: string[];
-  modelSha256: string;
-  parity: Parity;
-}
+export type Parity = ExportSummary['parity'];
 
-/** sha256 over the sorted "image-sha256 label" lines: one number for "this exact labelled data set". */
-export function datasetFingerprint(items: { sha256: string; class: string }[]): string {
-  const lines = items.map((i) => `${i.sha256} ${i.class}`).sort();
-  return crypto.createHash('sha256').update(lines.join('\n')).digest('hex');
-}
+export type ExportResult = ExportSummary;
 
 /** A model of the project by id or unique prefix; NOT_FOUND otherwise. */
 export function findModel(project: Project, modelId: string): ModelRecord {
@@ -60,12 +50,6 @@ export function loadHead(project: Project, modelId: string): { model: ModelRecor
   return { model, head: deserializeHead(artefact) };
 }
 
-function writeAtomic(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, data);
-  fs.renameSync(tmp, file);
-}
-
 /** Runs the exported graph and the app's own path on the same images and compares them. */
 async function parityCheck(
   project: Project,
@@ -74,6 +58,8 @@ async function parityCheck(
   onnx: Uint8Array,
   spec: PreprocessSpec,
   limit: number,
+  tolerance: number,
+  signal?: AbortSignal,
 ): Promise<Parity> {
   const exported = await OnnxClassifier.load(onnx, spec, { threads: 2 });
   let sameClass = 0;
@@ -85,7 +71,10 @@ async function parityCheck(
       item: t,
       load: () => windowed(project.images.bytes(t.sha256) ?? Buffer.alloc(0), policy),
     }));
-    for await (const batch of embedAll(runner.embedder, items, { batchSize: 16 })) {
+    for await (const batch of embedAll(runner.embedder, items, {
+      batchSize: 16,
+      ...(signal ? { signal } : {}),
+    })) {
       for (const r of batch) {
         if (!r.ok) continue;
         const app = runner.probabilities(r.vector);
@@ -110,9 +99,12 @@ async function parityCheck(
     images: n,
     sameClass,
     maxProbabilityDifference: maxDiff,
-    passed: n > 0 && sameClass === n && maxDiff <= 1e-4,
+    passed: n > 0 && sameClass === n && maxDiff <= tolerance,
   };
 }
+
+/** The largest probability difference the exported graph may show against the app. */
+export const PARITY_TOLERANCE = 1e-4;
 
 export async function exportModel(
   project: Project,
@@ -120,7 +112,10 @@ export async function exportModel(
   entry: ResolvedBackbone,
   backbone: Backbone,
   outDir: string,
-  options: { parityImages?: number } = {},
+  options: { parityImages?: number; signal?: AbortSignal; onProgress?: (phase: string) => void } & {
+    /** For tests: a tolerance no export can meet, to see a failed check leave nothing behind. */
+    parityTolerance?: number;
+  } = {},
 ): Promise<ExportResult> {
   const model = project.models.find(modelId);
   const artefact = model ? project.models.artefact(model.id) : null;
@@ -132,8 +127,8 @@ export async function exportModel(
       `The model needs backbone ${model.backboneId} with sha256 ${model.backboneSha256.slice(0, 12)}…, which is not the installed file.`,
     );
   }
-  fs.mkdirSync(outDir, { recursive: true });
   const fingerprint = datasetFingerprint(model.trainingSet);
+  const policy = modelHighBitDepth(model);
   const metadata = {
     'fewshot.model_id': model.id,
     'fewshot.strategy': model.strategy,
@@ -142,7 +137,9 @@ export async function exportModel(
     'fewshot.seed': String(model.seed),
     'fewshot.dataset_fingerprint': fingerprint,
     'fewshot.labels': JSON.stringify(model.classes),
+    [HIGH_BIT_DEPTH_METADATA_KEY]: policy,
   };
+  options.onProgress?.('building the graph');
   let graph: OnnxModel;
   let head: Head | null = null;
   if (isFinetuned(model)) {
@@ -155,101 +152,151 @@ export async function exportModel(
   }
   const onnx = encodeModel(graph);
   const modelSha256 = crypto.createHash('sha256').update(onnx).digest('hex');
-  writeAtomic(path.join(outDir, 'model.onnx'), onnx);
   const spec = entry.input;
-  const C = model.classes.length;
-  writeAtomic(
-    path.join(outDir, 'preprocessing.json'),
-    `${JSON.stringify(
-      {
-        input: {
-          name: spec.name,
-          layout: spec.layout,
-          dtype: 'float32',
-          shape:
-            spec.layout === 'NCHW' ? ['N', 3, spec.height, spec.width] : ['N', spec.height, spec.width, 3],
-        },
-        outputs: { probabilities: ['N', C], logits: ['N', C] },
-        steps: [
-          {
-            op: 'decode',
-            policy:
-              'apply EXIF orientation; first frame/page; alpha composited onto white; greyscale replicated to RGB; CMYK converted to sRGB; 16-bit samples by highBitDepth below',
-            highBitDepth:
-              modelHighBitDepth(model) === 'percentile'
-                ? {
-                    policy: 'percentile',
-                    low: PERCENTILE_WINDOW.low,
-                    high: PERCENTILE_WINDOW.high,
-                    rule: "16-bit PNG/TIFF only: the image's low and high percentiles of all samples (nearest rank) map to 0 and 255, values outside are clipped; a flat image uses the full range",
-                  }
-                : { policy: 'full', rule: '16-bit samples map linearly from 0..65535 to 0..255' },
-            dicom:
-              'Modality LUT, then the VOI window in the file (else the full range), MONOCHROME1 inverted',
-          },
-          {
-            op: 'resize',
-            shorterSide: spec.resizeShorter ?? 256,
-            interpolation: 'bilinear, antialiased (libvips linear kernel)',
-            rounding: 'longer side = floor(shorter * long / short)',
-          },
-          {
-            op: 'centerCrop',
-            height: spec.height,
-            width: spec.width,
-            offsets: "Python round((size - crop) / 2), halves to even, as torchvision's CenterCrop",
-          },
-          { op: 'channels', order: spec.channels },
-          {
-            op: 'normalize',
-            formula: 'y = (x - mean) * scale / std, x in 0..255',
-            mean: spec.mean,
-            scale: spec.scale,
-            std: spec.std,
-          },
-          { op: 'layout', layout: spec.layout },
-        ],
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  writeAtomic(path.join(outDir, 'labels.json'), `${JSON.stringify(model.classes, null, 2)}\n`);
+
+  // The check runs on the graph in memory: a graph that fails it is never written anywhere.
+  options.onProgress?.('checking parity');
   const runner = await loadModelRunner(project, model, backbone);
   let parity: Parity;
   try {
-    parity = await parityCheck(project, model, runner, onnx, spec, options.parityImages ?? 200);
+    parity = await parityCheck(
+      project,
+      model,
+      runner,
+      onnx,
+      spec,
+      options.parityImages ?? 200,
+      options.parityTolerance ?? PARITY_TOLERANCE,
+      options.signal,
+    );
   } finally {
     await runner.release();
   }
-  writeAtomic(path.join(outDir, 'parity.json'), `${JSON.stringify(parity, null, 2)}\n`);
-  writeAtomic(
-    path.join(outDir, 'model-card.md'),
-    modelCard({
-      model,
-      head,
-      fingerprint,
-      modelSha256,
-      parity,
-      software: softwareVersions(),
-      excluded: project.images.page({ excluded: true }, 0, 1).total,
-    }),
-  );
-  project.db.transaction(() =>
-    project.audit.append('export', { modelId: model.id, modelSha256, parity: parity.passed }),
-  )();
   if (!parity.passed) {
     throw new FewShotError(
       'INTERNAL',
-      `The exported model does not reproduce the app's predictions (${parity.sameClass}/${parity.images} same class, max probability difference ${parity.maxProbabilityDifference}).`,
+      `The exported model does not reproduce the app's predictions (${parity.sameClass}/${parity.images} same class, max probability difference ${parity.maxProbabilityDifference}); nothing was written.`,
     );
   }
+  if (options.signal?.aborted) throw new FewShotError('CANCELLED', 'Export cancelled; nothing was written.');
+  const files: [string, string | Uint8Array][] = [
+    ['model.onnx', onnx],
+    [
+      'preprocessing.json',
+      `${JSON.stringify(preprocessingSpec(spec, policy, model.classes.length), null, 2)}\n`,
+    ],
+    ['labels.json', `${JSON.stringify(model.classes, null, 2)}\n`],
+    ['parity.json', `${JSON.stringify(parity, null, 2)}\n`],
+    [
+      'model-card.md',
+      modelCard({
+        model,
+        head,
+        fingerprint,
+        modelSha256,
+        parity,
+        software: softwareVersions(),
+        excluded: project.images.page({ excluded: true }, 0, 1).total,
+      }),
+    ],
+  ];
+  options.onProgress?.('writing');
+  const dir = path.resolve(outDir);
+  writeBundle(dir, files);
+  project.db.transaction(() =>
+    project.audit.append('export', { modelId: model.id, modelSha256, parity: parity.passed }),
+  )();
+  return { dir, files: files.map(([name]) => name), modelSha256, parity };
+}
+
+/**
+ * A new folder is built beside its place and renamed into it, so the bundle appears whole; into an
+ * existing folder each file is replaced atomically.
+ */
+function writeBundle(dir: string, files: [string, string | Uint8Array][]): void {
+  const fresh = !fs.existsSync(dir) || fs.readdirSync(dir).length === 0;
+  if (!fresh) {
+    for (const [name, data] of files) writeFileAtomic(path.join(dir, name), data);
+    return;
+  }
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const tmp = temporaryPath(dir);
+  try {
+    fs.mkdirSync(tmp);
+    for (const [name, data] of files) writeFileAtomic(path.join(tmp, name), data);
+    if (fs.existsSync(dir)) fs.rmdirSync(dir); // the empty folder the user picked
+    fs.renameSync(tmp, dir);
+    fsyncFolder(path.dirname(dir));
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** preprocessing.json: every step from file bytes to the input tensor. */
+function preprocessingSpec(spec: PreprocessSpec, policy: HighBitDepth, classes: number): unknown {
   return {
-    dir: outDir,
-    files: ['model.onnx', 'preprocessing.json', 'labels.json', 'model-card.md', 'parity.json'],
-    modelSha256,
-    parity,
+    input: {
+      name: spec.name,
+      layout: spec.layout,
+      dtype: 'float32',
+      shape: spec.layout === 'NCHW' ? ['N', 3, spec.height, spec.width] : ['N', spec.height, spec.width, 3],
+    },
+    outputs: { probabilities: ['N', classes], logits: ['N', classes] },
+    steps: [
+      {
+        op: 'decode',
+        policy:
+          'apply EXIF orientation; first frame/page; alpha composited onto white; greyscale replicated to RGB; CMYK converted to sRGB; 16-bit samples by highBitDepth below',
+        highBitDepth:
+          policy === 'percentile'
+            ? {
+                policy: 'percentile',
+                low: PERCENTILE_WINDOW.low,
+                high: PERCENTILE_WINDOW.high,
+                rule: "16-bit PNG/TIFF only: the image's low and high percentiles of all samples (nearest rank) map to 0 and 255, values outside are clipped; a flat image uses the full range",
+              }
+            : { policy: 'full', rule: '16-bit samples map linearly from 0..65535 to 0..255' },
+        dicom: 'Modality LUT, then the VOI window in the file (else the full range), MONOCHROME1 inverted',
+      },
+      {
+        op: 'resize',
+        shorterSide: spec.resizeShorter ?? 256,
+        interpolation: 'bilinear, antialiased (libvips linear kernel)',
+        rounding: 'longer side = floor(shorter * long / short)',
+      },
+      {
+        op: 'centerCrop',
+        height: spec.height,
+        width: spec.width,
+        offsets: "Python round((size - crop) / 2), halves to even, as torchvision's CenterCrop",
+      },
+      { op: 'channels', order: spec.channels },
+      {
+        op: 'normalize',
+        formula: 'y = (x - mean) * scale / std, x in 0..255',
+        mean: spec.mean,
+        scale: spec.scale,
+        std: spec.std,
+      },
+      { op: 'layout', layout: spec.layout },
+    ],
   };
+}
+
+/** The 16-bit policy a bundle was made with: its metadata, else (older bundles) its preprocessing.json. */
+function bundleHighBitDepth(meta: Record<string, string>, dir: string): HighBitDepth {
+  const m = meta[HIGH_BIT_DEPTH_METADATA_KEY];
+  if (m === 'full' || m === 'percentile') return m;
+  try {
+    const pre = JSON.parse(fs.readFileSync(path.join(dir, 'preprocessing.json'), 'utf8')) as {
+      steps?: { op?: string; highBitDepth?: { policy?: string } }[];
+    };
+    const policy = pre.steps?.find((s) => s.op === 'decode')?.highBitDepth?.policy;
+    return policy === 'percentile' ? 'percentile' : 'full';
+  } catch {
+    return 'full';
+  }
 }
 
 /** Imports an exported bundle as a model of this project (its backbone must be installed, same file). */
@@ -265,7 +312,7 @@ export function importModelBundle(
   const backboneId = meta['fewshot.backbone'];
   const backboneSha = meta['fewshot.backbone_sha256'];
   const strategy = meta['fewshot.strategy'];
-  const finetuned = strategy === 'last-stage' || strategy === 'full';
+  const finetuned = strategy !== undefined && isFinetuned(strategy);
   if (!backboneId || !backboneSha || (!finetuned && !headB64)) {
     throw new FewShotError(
       'MODEL_INVALID',
@@ -289,9 +336,11 @@ export function importModelBundle(
       name: `imported from ${path.basename(dir)}`,
       backboneId,
       backboneSha256: backboneSha,
-      strategy: strategy ?? head?.kind ?? 'linear',
+      strategy: strategy !== undefined && isTrainStrategy(strategy) ? strategy : (head?.kind ?? 'linear'),
       params: {
         ...(head ? { temperature: head.temperature } : {}),
+        // The pixels the model was trained on: batch classification reads new files the same way.
+        highBitDepth: bundleHighBitDepth(meta, dir),
         importedFrom: path.basename(dir),
         sourceModelId: meta['fewshot.model_id'] ?? null,
       },

@@ -1,8 +1,11 @@
 // model-card.md: what the model is for, what it was trained on, how well it did, and what to beware of.
 
 import type { Head } from '../classify/heads.ts';
-import type { ModelRecord, TrainResult } from '../../../shared/results.ts';
-import type { Parity } from './bundle.ts';
+import type { ModelRecord } from '../../../shared/results.ts';
+import type { ExportSummary } from '../../../shared/results.ts';
+import { isFinetuned } from '../../../shared/strategies.ts';
+
+type Parity = ExportSummary['parity'];
 import { PERCENTILE_WINDOW } from '../../../shared/domain.ts';
 import { modelHighBitDepth } from '../image/windowing.ts';
 
@@ -22,7 +25,7 @@ export function modelCard(a: {
   const { model } = a;
   const counts = new Map<string, number>();
   for (const t of model.trainingSet) counts.set(t.class, (counts.get(t.class) ?? 0) + 1);
-  const est = model.metrics as TrainResult['estimate'];
+  const est = model.metrics;
   const minCount = Math.min(...[...counts.values()]);
   const limitations = [
     `Trained on ${model.trainingSet.length} images; the smallest class has ${minCount}. With so few images per class the intervals below are wide and the model may not transfer to other scanners, stains or sites.`,
@@ -41,7 +44,7 @@ Sorting and triage of images of the kinds it was trained on (${model.classes.joi
 reviewing uncertain results. Not a medical device.
 
 ## Model
-- Strategy: ${model.strategy}${model.strategy === 'last-stage' || model.strategy === 'full' ? ' (fine-tuned)' : ' on frozen features'} of \`${model.backboneId}\` (sha256 \`${model.backboneSha256}\`)
+- Strategy: ${model.strategy}${isFinetuned(model) ? ' (fine-tuned)' : ' on frozen features'} of \`${model.backboneId}\` (sha256 \`${model.backboneSha256}\`)
 - Parameters: ${Object.entries(model.params)
     .map(([k, v]) => `${k} = ${typeof v === 'number' ? Number(v.toPrecision(4)) : String(v)}`)
     .join('; ')}

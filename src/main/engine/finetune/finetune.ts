@@ -10,7 +10,7 @@ import { augmentImage } from '../augment/augment.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
 import { backboneGraph } from '../backbones/backbone.ts';
 import { fitTemperature } from '../classify/calibration.ts';
-import { classifierGraph } from '../export/classifier-graph.ts';
+import { classifierGraph } from '../classify/classifier-graph.ts';
 import { fitLinear, type LinearHead } from '../classify/heads.ts';
 import { evalCrop, normalizeInto, tensorSize } from '../image/preprocess.ts';
 import { cutAt, findFeatureTensor } from '../onnx/graph.ts';

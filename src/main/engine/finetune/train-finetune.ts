@@ -16,7 +16,7 @@ import { embedAll } from '../features/pipeline.ts';
 import { windowed } from '../image/windowing.ts';
 import { softwareVersions } from '../versions.ts';
 import { finetune, type FinetuneOptions, type FinetuneStrategy, type TrainingImage } from './finetune.ts';
-import { OnnxClassifier } from './onnx-classifier.ts';
+import { OnnxClassifier } from '../onnx/onnx-classifier.ts';
 
 export interface FinetuneData {
   images: ImageRecord[];
@@ -99,7 +99,9 @@ async function predict(
 
 export interface FinetuneRunOptions extends Omit<FinetuneOptions, 'onProgress' | 'strategy'> {
   strategy: FinetuneStrategy;
-  onProgress?: (p: { phase: string; done: number; total: number; loss?: number }) => void;
+  /** The job's row, created by the caller; without one the run records its own. */
+  jobId?: string;
+  onProgress?: (p: { phase: string; done: number; total: number; loss?: number; message?: string }) => void;
 }
 
 export async function evaluateFinetune(
@@ -181,7 +183,8 @@ export async function trainFinetuneModel(
   const started = performance.now();
   const seed = options.seed ?? 0;
   const data = finetuneData(project);
-  const jobId = project.jobs.create('train', { backbone: entry.id, strategy: options.strategy, seed });
+  const jobId =
+    options.jobId ?? project.jobs.create('train', { backbone: entry.id, strategy: options.strategy, seed });
   try {
     const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
     // A validation split (groups kept whole) for early stopping and the temperature, when every class
@@ -198,13 +201,15 @@ export async function trainFinetuneModel(
       epochsChosenBy = `3-fold cross-validation (best of 1–${options.epochs ?? 10})`;
       options = { ...options, epochs };
     }
-    // One key per (settings, data): rerunning the same command after a crash resumes from its checkpoint.
-    const { signal: _s, onProgress: _p, ...settings } = options;
+    // One key per (settings, data, decoding): rerunning the same command after a crash resumes from its
+    // checkpoint, and never from one made under another 16-bit setting.
+    const { signal: _s, onProgress: _p, jobId: _j, name: _n, ...settings } = options;
     const key = crypto
       .createHash('sha256')
       .update(
         JSON.stringify({
           settings,
+          highBitDepth: project.highBitDepth(),
           backbone: fileSha256(entry.path),
           train: split.train.map((i) => [data.images[i]?.sha256, data.y[i]]),
           validation: split.test.map((i) => data.images[i]?.sha256),
@@ -219,8 +224,10 @@ export async function trainFinetuneModel(
       {
         ...options,
         onProgress: (p) =>
+          // One phase over every step, so the ETA covers the whole run rather than restarting each epoch.
           options.onProgress?.({
-            phase: `epoch ${p.epoch}/${p.epochs}`,
+            phase: 'training',
+            message: `epoch ${p.epoch}/${p.epochs}`,
             done: p.step,
             total: p.steps,
             loss: p.loss,
@@ -278,6 +285,9 @@ export async function trainFinetuneModel(
       epochsChosenBy,
     };
     const trainSet = split.train.map((i) => data.images[i] as ImageRecord);
+    // A cancel that arrived during the last step still wins: nothing is saved.
+    if (options.signal?.aborted)
+      throw new FewShotError('CANCELLED', 'Training cancelled; no model was saved.');
     const modelId = project.db.transaction(() => {
       const id = project.models.insert({
         name: options.name ?? `${options.strategy} on ${entry.id}`,

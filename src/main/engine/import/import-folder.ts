@@ -31,6 +31,8 @@ export interface ImportOptions {
   frames?: 'first' | 'each';
   /** The decode processes to use; by default the import starts its own and stops them at the end. */
   decodePool?: DecodePool;
+  /** The job's row, created by the caller; without one the import records its own. */
+  jobId?: string;
 }
 
 type Checked =
@@ -117,10 +119,12 @@ export async function importFolder(
   const chunkSize = options.chunkSize ?? 32;
   const pool = options.decodePool ?? new DecodePool();
   const rootId = project.images.ensureRoot(root);
-  const jobId = project.jobs.create('import', {
-    root: path.basename(root),
-    groups: options.groupsCsv ? path.basename(options.groupsCsv) : null,
-  });
+  const jobId =
+    options.jobId ??
+    project.jobs.create('import', {
+      root: path.basename(root),
+      groups: options.groupsCsv ? path.basename(options.groupsCsv) : null,
+    });
 
   const summary: ImportSummary = {
     root: path.basename(root),

@@ -3,7 +3,7 @@
 
 import type { PreprocessSpec } from '../../../shared/backbones.ts';
 import { FewShotError } from '../../../shared/errors.ts';
-import { QueuedSession, ort, type SessionOptions } from '../onnx/session.ts';
+import { QueuedSession, ort, type SessionOptions } from './session.ts';
 
 export class OnnxClassifier {
   private constructor(

@@ -7,7 +7,8 @@ import path from 'node:path';
 import type { DatasetWarning } from '../../../shared/contract.ts';
 import type { CurvePoint, Estimate, EvaluationResult, ModelRecord } from '../../../shared/results.ts';
 import type { Project } from '../../store/project.ts';
-import { datasetFingerprint } from '../export/bundle.ts';
+import { datasetFingerprint } from '../data-fingerprint.ts';
+import { isFinetuned } from '../../../shared/strategies.ts';
 import { decoder } from '../image/decode.ts';
 import { softwareVersions } from '../versions.ts';
 import { heading, lineChart, MARGIN, newDocument, para, table, type Doc } from './pdf.ts';
@@ -265,7 +266,7 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
   } else
     para(
       doc,
-      model.strategy === 'last-stage' || model.strategy === 'full'
+      isFinetuned(model)
         ? 'No learning curve for a fine-tuned model: it would take one fine-tuning per point and episode.'
         : 'Too few images per class for a learning curve.',
     );
