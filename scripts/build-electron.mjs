@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Bundles the Electron shell: main, the engine's utility process and the decode worker as ESM, the sandboxed preload as one
+// Bundles the Electron shell: main, the engine's utility process, the job and decode workers as ESM, the sandboxed preload as one
 // CommonJS file (a sandboxed preload can require nothing but electron). Native modules stay external.
 import path from 'node:path';
 import { build } from 'esbuild';
@@ -12,6 +12,8 @@ await build({
     path.join(root, 'src/main/electron/backend-process.ts'),
     // Imports decode untrusted files in child processes (see decode-pool.ts), beside the bundles.
     { in: path.join(root, 'src/main/engine/image/decode-worker.ts'), out: 'decode-worker' },
+    // Long jobs run in worker threads (see job-runner.ts), off the engine process's message loop.
+    { in: path.join(root, 'src/main/services/jobs/job-worker.ts'), out: 'job-worker' },
   ],
   outdir: path.join(root, 'dist/main/electron'),
   outbase: path.join(root, 'src/main/electron'),

@@ -1,9 +1,10 @@
-// The `fewshot` command: the engine and store from a terminal. `--json` prints machine-readable results
+// The `fewshot` command: the app's use cases from a terminal. `--json` prints machine-readable results
 // on stdout; errors print one line on stderr and exit non-zero.
 
 import { parseArgs } from 'node:util';
 import { FewShotError, toErrorData } from '../shared/errors.ts';
-import { COMMANDS, type CliContext } from './commands.ts';
+import { COMMANDS } from './commands.ts';
+import type { CliContext } from './context.ts';
 
 const USAGE = `usage: fewshot <command> [options]
 
@@ -89,14 +90,29 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return positionals.length === 0 && !values.help ? 2 : 0;
   }
+  // Ctrl+C cancels the work at its next step (the job is recorded as cancelled); a second one quits.
+  const controller = new AbortController();
+  const onInterrupt = (): void => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write('\nCancelling… (Ctrl+C again to quit at once)\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onInterrupt);
   const ctx: CliContext = {
     json: values.json ?? false,
     options: values,
     log: (line) => {
       if (!values.json) process.stdout.write(`${line}\n`);
     },
-    progress: (line) => {
-      if (process.stderr.isTTY) process.stderr.write(`\r${line}\x1b[K`);
+    run: {
+      signal: controller.signal,
+      progress: (p) => {
+        if (!process.stderr.isTTY) return;
+        const loss = p.metrics?.loss !== undefined ? ` loss ${p.metrics.loss.toFixed(4)}` : '';
+        process.stderr.write(
+          `\r${p.phase}: ${p.done}/${p.total}${p.message ? ` ${p.message}` : ''}${loss}\x1b[K`,
+        );
+      },
     },
   };
   const [a, b] = positionals;
@@ -114,8 +130,11 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     const err = toErrorData(e);
+    if (process.stderr.isTTY && !ctx.json) process.stderr.write('\r\x1b[K');
     if (!(e instanceof FewShotError)) process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
     process.stderr.write(`fewshot: ${err.code}: ${err.message}\n`);
-    return err.code === 'INVALID_INPUT' ? 2 : 1;
+    return err.code === 'INVALID_INPUT' ? 2 : err.code === 'CANCELLED' ? 130 : 1;
+  } finally {
+    process.off('SIGINT', onInterrupt);
   }
 }
