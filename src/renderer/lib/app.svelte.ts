@@ -1,5 +1,5 @@
-// Application state for every screen: the open project, the current screen, running jobs, and one error
-// handler for the whole UI.
+// Application state for every screen: the open project, the current screen, the jobs (running ones
+// re-attached after a reload or in a new window), and one error handler for the whole UI.
 
 import type {
   Channel,
@@ -7,34 +7,44 @@ import type {
   JobEvent,
   JobKind,
   JobProgress,
-  JobResult,
+  JobResults,
+  JobSummary,
   Output,
   ProjectInfo,
 } from '../../shared/contract.ts';
+import type { JobStatus } from '../../shared/jobs.ts';
 import type { ErrorData, Result } from '../../shared/errors.ts';
 import { call, onJobEvent } from './api.ts';
 
 export type Screen = 'projects' | 'dataset' | 'augment' | 'train' | 'review' | 'batch' | 'report';
+const SCREENS: readonly Screen[] = ['projects', 'dataset', 'augment', 'train', 'review', 'batch', 'report'];
 
-export interface JobView {
-  kind: JobKind;
-  status: 'running' | 'done' | 'failed' | 'cancelled';
+/** A job as a screen sees it; `result` is the result of its kind. */
+export interface JobView<K extends JobKind = JobKind> {
+  id: string;
+  kind: K;
+  status: JobStatus;
   progress: JobProgress | null;
-  result: JobResult | null;
+  result: JobResults[K] | null;
   error: ErrorData | null;
   /** Loss values seen so far, for the live chart. */
   losses: number[];
+  /** Order of arrival, newest last. */
+  seq: number;
+  /** The model it works on, when known. */
+  modelId: string | null;
 }
 
 export class AppState {
   project = $state<ProjectInfo | null>(null);
-  screen = $state<Screen>('projects');
+  screen = $state<Screen>(restoredScreen());
   error = $state<ErrorData | null>(null);
   jobs = $state<Record<string, JobView>>({});
   /** Bumped whenever the data set changes, so screens reload. */
   datasetVersion = $state(0);
   /** The model the Review screen shows. */
   reviewModelId = $state<string | null>(null);
+  private seq = 0;
 
   constructor() {
     onJobEvent((e) => this.onEvent(e));
@@ -57,20 +67,75 @@ export class AppState {
     this.error = e;
   }
 
-  track(jobId: string, kind: JobKind): void {
-    this.jobs[jobId] ??= { kind, status: 'running', progress: null, result: null, error: null, losses: [] };
+  go(screen: Screen): void {
+    this.screen = screen;
+    try {
+      sessionStorage.setItem('fewshot.screen', screen);
+    } catch {
+      // storage refused: the screen is simply not remembered across a reload
+    }
   }
 
-  private onEvent(e: JobEvent): void {
-    const job = (this.jobs[e.jobId] ??= {
-      kind: e.kind,
+  /** Starts following a job the window just started. */
+  track(jobId: string, kind: JobKind, modelId: string | null = null): void {
+    this.jobs[jobId] ??= this.view(jobId, kind, modelId);
+  }
+
+  /** The job `jobId` if it is of `kind` (so its result has that kind's type). */
+  jobOf<K extends JobKind>(jobId: string | null | undefined, kind: K): JobView<K> | undefined {
+    const j = jobId ? this.jobs[jobId] : undefined;
+    return j && j.kind === kind ? (j as JobView<K>) : undefined;
+  }
+
+  /** The newest job of a kind this window knows of (started here, or running when it opened). */
+  latest<K extends JobKind>(kind: K): JobView<K> | undefined {
+    let best: JobView | undefined;
+    for (const j of Object.values(this.jobs)) if (j.kind === kind && (!best || j.seq > best.seq)) best = j;
+    return best as JobView<K> | undefined;
+  }
+
+  running(): JobView[] {
+    return Object.values(this.jobs).filter((j) => j.status === 'running' || j.status === 'queued');
+  }
+
+  /** Re-attaches to the project's running jobs: their progress (and loss so far) continue here. */
+  async syncJobs(): Promise<void> {
+    const r = await this.call('jobs.list', {});
+    const running = (r?.jobs ?? []).filter((j) => j.status === 'running' || j.status === 'queued');
+    for (const j of running.reverse()) this.adopt(j);
+  }
+
+  async refreshProject(): Promise<void> {
+    this.project = await this.call('project.current', {});
+    if (this.project) await this.syncJobs();
+    else if (this.screen !== 'projects') this.screen = 'projects';
+  }
+
+  private adopt(j: JobSummary): void {
+    const v = (this.jobs[j.id] ??= this.view(j.id, j.kind, j.modelId));
+    v.status = j.status;
+    if (j.progress) v.progress = j.progress;
+    if (j.losses.length > v.losses.length) v.losses = [...j.losses];
+  }
+
+  private view(id: string, kind: JobKind, modelId: string | null = null): JobView {
+    return {
+      id,
+      kind,
       status: 'running',
       progress: null,
       result: null,
       error: null,
       losses: [],
-    });
+      seq: ++this.seq,
+      modelId,
+    };
+  }
+
+  private onEvent(e: JobEvent): void {
+    const job = (this.jobs[e.jobId] ??= this.view(e.jobId, e.kind));
     if (e.type === 'progress') {
+      job.status = 'running';
       job.progress = e.progress;
       if (e.progress.metrics?.loss !== undefined) job.losses.push(e.progress.metrics.loss);
     } else if (e.type === 'done') {
@@ -83,10 +148,14 @@ export class AppState {
       this.handleError(e.error);
     } else job.status = 'cancelled';
   }
+}
 
-  async refreshProject(): Promise<void> {
-    const p = await this.call('project.current', {});
-    this.project = p;
+function restoredScreen(): Screen {
+  try {
+    const s = sessionStorage.getItem('fewshot.screen');
+    return SCREENS.find((x) => x === s) ?? 'projects';
+  } catch {
+    return 'projects';
   }
 }
 
