@@ -47,7 +47,7 @@ before(async () => {
       '--disable-quic',
     ],
   });
-  const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
+  const context = await browser.newContext({ viewport: { width: 1366, height: 768 } });
   page = await context.newPage();
   page.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(m.text());
@@ -108,6 +108,15 @@ test(
     await page.keyboard.press(' ');
     await page.getByText('1 selected').waitFor();
     await shot('2-dataset');
+    // The grid fetches pages as they scroll into view: the last class appears at the bottom.
+    await page.getByTestId('image-grid').evaluate((el: HTMLElement) => (el.scrollTop = el.scrollHeight));
+    await page.getByTestId('image-grid').getByText('WBC').first().waitFor();
+    // Find by file name, across every page.
+    const last = fs.readdirSync(path.join(BCCD, 'WBC')).sort().at(-1) as string;
+    await page.getByTestId('image-search').fill(last);
+    await page.getByText(/^1 shown/).waitFor();
+    await page.getByTestId('image-search').fill('');
+    await page.getByText(/^1133 shown/).waitFor();
 
     // Augmentation preview: eight variants from the training code.
     await page.getByTestId('nav-augment').click();
@@ -138,6 +147,36 @@ test(
     const heading = await page.getByTestId('cell-images').locator('h2').innerText();
     assert.match(heading, /True WBC, predicted WBC: \d+ images/);
     await shot('5-review');
+
+    // A fine-tuning run survives a reload of the window: the same job's progress, then Cancel.
+    await page.getByTestId('nav-train').click();
+    await page.getByTestId('strategy-last-stage').check();
+    await page.getByTestId('train-epochs').fill('40');
+    await page.getByTestId('start-training').click();
+    const training = page.locator('[data-testid="job-progress"][data-status="running"]');
+    await training.getByText(/training: \d+\/\d+/).waitFor({ timeout: 120_000 });
+    const jobId = await training.getAttribute('data-job-id');
+    assert.ok(jobId);
+    await page.reload();
+    await page.getByTestId('running-jobs').waitFor();
+    const again = page.locator(`[data-testid="job-progress"][data-job-id="${jobId}"][data-status="running"]`);
+    await again.getByText(/training: \d+\/\d+/).waitFor({ timeout: 60_000 });
+    await page.getByTestId('loss-chart').waitFor(); // the loss so far came back with the job
+    await shot('4b-train-after-reload');
+    await again.getByTestId('cancel-job').click();
+    await page
+      .locator(`[data-testid="job-progress"][data-job-id="${jobId}"][data-status="cancelled"]`)
+      .waitFor({ timeout: 60_000 });
+    assert.equal(await page.getByTestId('past-runs').locator('tbody tr').count(), 1, 'no model saved');
+
+    // Review opened again shows the stored evaluation: no second evaluation job.
+    await page.getByTestId('nav-review').click();
+    await page.getByTestId('confusion-matrix').waitFor({ timeout: 60_000 });
+    const jobs = await h.backend.invoke('jobs.list', {});
+    assert.ok(jobs.ok);
+    const kinds = (jobs.value as { jobs: { kind: string; status: string }[] }).jobs;
+    assert.equal(kinds.filter((j) => j.kind === 'review').length, 1, 'one evaluation for two visits');
+    assert.ok(kinds.some((j) => j.kind === 'train' && j.status === 'cancelled'));
 
     // Batch: classify a folder with a damaged file among real crops.
     const incoming = tmpDir('fsl-e2e-incoming-');

@@ -3,18 +3,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
-import { Backend } from '../../src/main/host/backend.ts';
-import { CHANNELS, type JobEvent } from '../../src/shared/contract.ts';
+import { CHANNELS } from '../../src/shared/contract.ts';
 import { ERROR_CODES } from '../../src/shared/errors.ts';
+import { testBackend } from '../helpers/backend.ts';
 import { tmpDir, useModelDirs } from '../helpers/env.ts';
 
 useModelDirs(tmpDir('fsl-backend-models-'));
-const events: JobEvent[] = [];
-const backend = new Backend({
-  dataDir: tmpDir('fsl-backend-data-'),
-  transport: 'websocket',
-  onEvent: (e) => events.push(e),
-});
+const t = testBackend();
+const { backend, events } = t;
 after(() => backend.close());
 
 async function footprint(): Promise<string> {
@@ -86,6 +82,9 @@ test('the audit trail is listed newest first with its chain status, and exported
   const out = path.join(tmpDir(), 'audit.json');
   const ex = await backend.invoke('audit.export', { out });
   assert.ok(ex.ok);
+  const end = await t.ended((ex.value as { jobId: string }).jobId);
+  assert.equal(end.type, 'done');
+  assert.deepEqual(end.type === 'done' && end.kind === 'audit-export' ? end.result.entries : null, 1);
   const json = JSON.parse(fs.readFileSync(out, 'utf8')) as {
     verifiedIntact: boolean;
     entries: { hash: string; prevHash: string }[];

@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
+import { Backend } from '../../src/main/host/backend.ts';
+import type { JobEvent } from '../../src/shared/contract.ts';
+import { REPO, tmpDir } from '../helpers/env.ts';
 import { resolveInside, imageRequest, webPreferences } from '../../src/main/electron/window-options.ts';
 import { buildApi } from '../../src/preload/api.ts';
 import { CHANNELS } from '../../src/shared/contract.ts';
@@ -78,5 +84,36 @@ test('app://img/ takes an image id only: paths, absolute, UNC and traversal are 
     'app://img/',
   ]) {
     assert.equal(imageRequest(new URL(bad)), null, bad);
+  }
+});
+
+test('the bundled engine runs its jobs in the bundled job worker (plain Node, as in the utility process)', async () => {
+  const r = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'build-electron.mjs')], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const worker = path.join(REPO, 'dist', 'main', 'electron', 'job-worker.js');
+  for (const f of ['backend-process.js', 'job-worker.js', 'decode-worker.js'])
+    assert.ok(fs.existsSync(path.join(REPO, 'dist', 'main', 'electron', f)), f);
+  const events: JobEvent[] = [];
+  const bundled = new Backend({
+    dataDir: tmpDir(),
+    transport: 'electron',
+    jobWorker: worker,
+    onEvent: (e) => events.push(e),
+  });
+  try {
+    const created = await bundled.invoke('project.create', { file: path.join(tmpDir(), 'bundle.fsl') });
+    assert.ok(created.ok);
+    const out = path.join(tmpDir(), 'audit.json');
+    const started = await bundled.invoke('audit.export', { out });
+    assert.ok(started.ok);
+    const jobId = (started.value as { jobId: string }).jobId;
+    while (!events.some((e) => e.jobId === jobId && e.type !== 'progress'))
+      await new Promise((res) => setTimeout(res, 20));
+    assert.equal(events.find((e) => e.jobId === jobId && e.type !== 'progress')?.type, 'done');
+    assert.equal((JSON.parse(fs.readFileSync(out, 'utf8')) as { entries: unknown[] }).entries.length, 1);
+  } finally {
+    await bundled.close();
   }
 });
