@@ -40,6 +40,8 @@ export interface FinetuneOptions {
   signal?: AbortSignal;
   /** Let BatchNorm use batch statistics while training and update its running ones (default: frozen). */
   adaptBatchNorm?: boolean;
+  /** Images × views through the frozen layers so far, of the total. */
+  onPrefixProgress?: (done: number, total: number) => void;
   /** Where the state after each epoch is kept, so a killed run resumes where it stopped. */
   checkpoint?: CheckpointStore;
   onProgress?: (p: {
@@ -90,6 +92,7 @@ async function prefixInputs(
   spec: AugmentSpec,
   seed: number,
   signal?: AbortSignal,
+  onBatch?: (images: number) => void,
 ): Promise<CachedInput[][]> {
   const isInput = cut === model.graph.inputs[0]?.name;
   const session = isInput ? null : await QueuedSession.create(encodeModel(cutAt(model, cut)));
@@ -117,6 +120,7 @@ async function prefixInputs(
           batch.forEach((_, k) =>
             out[start + k]?.push({ data: tensor.slice(k * size, (k + 1) * size), shape: [3, H, W] }),
           );
+          onBatch?.(batch.length);
           continue;
         }
         const res = await session.run({
@@ -130,6 +134,7 @@ async function prefixInputs(
             shape: t.dims.slice(1),
           }),
         );
+        onBatch?.(batch.length);
       }
     }
   } finally {
@@ -186,9 +191,26 @@ export async function finetune(
     options.strategy === 'full'
       ? (model.graph.inputs[0]?.name as string)
       : lastStageCut(model, entry.architecture);
-  const cached = await prefixInputs(entry, model, cut, train, views, options.augment, seed, options.signal);
+  // The frozen layers run once per image and view: a phase of its own, so the window shows it moving.
+  const prefixTotal = train.length * views + validation.length;
+  let prefixDone = 0;
+  const onBatch = (n: number): void => {
+    prefixDone += n;
+    options.onPrefixProgress?.(prefixDone, prefixTotal);
+  };
+  const cached = await prefixInputs(
+    entry,
+    model,
+    cut,
+    train,
+    views,
+    options.augment,
+    seed,
+    options.signal,
+    onBatch,
+  );
   const valCached = validation.length
-    ? await prefixInputs(entry, model, cut, validation, 1, options.augment, seed, options.signal)
+    ? await prefixInputs(entry, model, cut, validation, 1, options.augment, seed, options.signal, onBatch)
     : [];
   const prefixSeconds = (performance.now() - started) / 1000;
 

@@ -223,6 +223,8 @@ export async function trainFinetuneModel(
       trainingImages(project, data, split.train, identity),
       {
         ...options,
+        onPrefixProgress: (done, total) =>
+          options.onProgress?.({ phase: 'caching the frozen layers', done, total }),
         onProgress: (p) =>
           // One phase over every step, so the ETA covers the whole run rather than restarting each epoch.
           options.onProgress?.({
