@@ -63,6 +63,8 @@ export interface EvaluationResult {
   /** Test predictions pooled over folds (for episodes: at most the last 2,000). */
   predictions: Prediction[];
   testPredictions: number;
+  /** ECE of all test predictions (absent in evaluations stored before it was recorded). */
+  calibration?: Calibration;
 }
 
 export interface CurvePoint {
@@ -73,8 +75,47 @@ export interface CurvePoint {
   macroF1: Estimate;
 }
 
-/** The accuracy estimate stored with a model, naming the protocol it came from. */
-export type ModelEstimate = Pick<EvaluationResult, 'accuracy' | 'balancedAccuracy' | 'macroF1' | 'protocol'>;
+/** One equal-width bin of the top probability; confidence and accuracy are null when it is empty. */
+export interface CalibrationBin {
+  lo: number;
+  hi: number;
+  count: number;
+  confidence: number | null;
+  accuracy: number | null;
+}
+
+/** How far confidences are from the accuracy they claim, on predictions the model did not train on. */
+export interface Calibration {
+  /** Expected calibration error: Σ (count / n) · |accuracy − mean confidence| over the bins. */
+  ece: number;
+  n: number;
+  /** Number of equal-width bins of the top probability. */
+  bins: number;
+  meanConfidence: number;
+  accuracy: number;
+  table: CalibrationBin[];
+  /**
+   * held-out: every prediction comes from a model, and a temperature, fitted without that image
+   * (cross-validation folds, episodes); cross-fitted: one hold-out set both fitted the temperature and is
+   * scored, so it is halved: the temperature fitted on each half rescales the other half.
+   */
+  method: 'held-out' | 'cross-fitted';
+}
+
+/**
+ * The accuracy estimate stored with a model, naming the protocol it came from. `n`, `label` and
+ * `calibration` are absent in models stored before they were recorded.
+ */
+export type ModelEstimate = Pick<
+  EvaluationResult,
+  'accuracy' | 'balancedAccuracy' | 'macroF1' | 'protocol'
+> & {
+  /** Test predictions behind the figures. */
+  n?: number;
+  /** protocolLabel(protocol, n): "5-fold CV, n = 361", "hold-out, n = 72". */
+  label?: string;
+  calibration?: Calibration;
+};
 
 export interface TrainResult {
   modelId: string;

@@ -2,7 +2,7 @@
 // of the network. The engine, host, CLI and renderer all read them from here.
 
 export const FROZEN_STRATEGIES = ['prototype', 'linear'] as const;
-export const FINETUNE_STRATEGIES = ['last-stage', 'full'] as const;
+export const FINETUNE_STRATEGIES = ['last-stage', 'last-two-stages', 'full'] as const;
 export const TRAIN_STRATEGIES = [...FROZEN_STRATEGIES, ...FINETUNE_STRATEGIES] as const;
 
 /** A head fitted on frozen features. */

@@ -7,7 +7,7 @@ import {
   predictProba,
   DEFAULT_WEIGHT_DECAY_GRID,
 } from '../../src/main/engine/classify/heads.ts';
-import { nll } from '../../src/main/engine/classify/calibration.ts';
+import { nll, smoothedNll } from '../../src/main/engine/classify/calibration.ts';
 import { logits } from '../../src/main/engine/classify/heads.ts';
 import { deserializeHead, serializeHead } from '../../src/main/engine/classify/serialize.ts';
 import { evaluate } from '../../src/main/engine/evaluate/evaluate.ts';
@@ -187,7 +187,9 @@ test('linear head: weight decay chosen by inner cross-validation, deterministic,
   assert.ok(meanP(balanced) > meanP(plain));
 });
 
-test('the fitted temperature lowers held-out log-loss', () => {
+// The temperature minimises the Laplace-smoothed held-out loss, not plain NLL: on a perfectly separated
+// held-out set (both heads get all 30 right here) plain NLL always prefers a colder T, down to certainty.
+test('the fitted temperature minimises the smoothed held-out log-loss', () => {
   const train = blobs(10, 3, 3, 1.2);
   const valid = blobs(10, 3, 3, 1.2); // same centres (same seed), new noise draws below
   const rng = new Rng(99);
@@ -196,9 +198,19 @@ test('the fitted temperature lowers held-out log-loss', () => {
     const uncalibrated = fit(train, {});
     const calibrated = fit(train, { validation: valid });
     const raw = valid.x.map((v) => logits(uncalibrated, v));
-    assert.ok(nll(raw, valid.y, calibrated.temperature) <= nll(raw, valid.y, 1) + 1e-9);
-    assert.ok(calibrated.temperature > 0 && calibrated.temperature !== 1);
+    const T = calibrated.temperature;
+    for (const other of [1, T * 1.2, T / 1.2])
+      assert.ok(
+        smoothedNll(raw, valid.y, T) <= smoothedNll(raw, valid.y, other) + 1e-9,
+        `${fit.name}: ${other}`,
+      );
+    assert.ok(T > 0 && T !== 1);
   }
+  // Squared distances span a few units, so T = 1 is far too soft: the fitted T beats it on plain NLL too.
+  const proto = fitPrototype(train, {});
+  const raw = valid.x.map((v) => logits(proto, v));
+  const T = fitPrototype(train, { validation: valid }).temperature;
+  assert.ok(nll(raw, valid.y, T) <= nll(raw, valid.y, 1));
 });
 
 test('a perfect score never gets a zero-width interval', () => {

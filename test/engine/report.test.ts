@@ -104,6 +104,10 @@ test(
       assert.ok(text.includes(s), s);
     assert.ok(text.includes(formatEstimate(review.evaluation.accuracy)));
     assert.match(text, /n = 13 images in the smallest class/); // 14 WBC crops, one relabelled
+    // The protocol in words and the held-out calibration error, for this evaluation and the stored one.
+    assert.ok(text.includes('5-fold CV, n = 42'), 'protocol label');
+    assert.match(text, /Calibration error \(ECE\)\s+[\d.]+ %\s+10 bins, n = 42, mean confidence [\d.]+ %/);
+    assert.match(text, /Estimate stored with the model at training: [^]*5-fold CV, n = 42\);\s+ECE/);
     const pages = Number(/Pages:\s+(\d+)/.exec(execFileSync('pdfinfo', [out], { encoding: 'utf8' }))?.[1]);
     const perPage = Array.from({ length: pages }, (_, i) =>
       pdfText(out, ['-f', String(i + 1), '-l', String(i + 1)]),
@@ -297,7 +301,10 @@ test(
       e.parity.passed && e.parity.images > 0 && e.parity.maxProbabilityDifference <= 1e-4,
       JSON.stringify(e.parity),
     );
-    assert.match(fs.readFileSync(path.join(dir, 'model-card.md'), 'utf8'), /last-stage \(fine-tuned\)/);
+    const card = fs.readFileSync(path.join(dir, 'model-card.md'), 'utf8');
+    assert.match(card, /last-stage \(fine-tuned\)/);
+    assert.match(card, /Estimated by hold-out, n = \d+,/);
+    assert.match(card, /Calibration: ECE [\d.]+ % \(10 bins, n = \d+, cross-fitted halves of the hold-out/);
     const other = Project.create(path.join(tmpDir(), 'import-last-stage.fsl'));
     const id = importModelBundle(other, dir, resolveBackbone);
     assert.equal(other.models.get(id)?.strategy, 'last-stage');

@@ -1,6 +1,7 @@
 // `fewshot train | evaluate | curve | trained`.
 
 import { FewShotError } from '../../shared/errors.ts';
+import { calibrationLabel, estimateLabel, protocolLabel } from '../../shared/estimate-labels.ts';
 import type { Estimate, EvaluationResult } from '../../shared/results.ts';
 import { isFinetuned, isTrainStrategy } from '../../shared/strategies.ts';
 import { curve, evaluateStrategy } from '../../main/services/evaluation.ts';
@@ -69,10 +70,12 @@ const trainCmd: Command = async (args, ctx) => {
     ctx.log(
       `Trained model ${r.modelId} (${r.strategy} on ${r.backbone}, ${r.images} images, ${r.classes.length} classes) in ${r.seconds.toFixed(1)} s${isFinetuned(r.strategy) ? ` on ${String(r.params.backend)}` : ''}`,
     );
-    if (r.estimate)
+    if (r.estimate) {
       ctx.log(
-        `Estimated accuracy (${r.estimate.protocol.kind}): ${fmt(r.estimate.accuracy)}; balanced ${fmt(r.estimate.balancedAccuracy)}; macro-F1 ${fmt(r.estimate.macroF1)}`,
+        `Estimated accuracy (${estimateLabel(r.estimate)}): ${fmt(r.estimate.accuracy)}; balanced ${fmt(r.estimate.balancedAccuracy)}; macro-F1 ${fmt(r.estimate.macroF1)}`,
       );
+      if (r.estimate.calibration) ctx.log(`Calibration: ${calibrationLabel(r.estimate.calibration)}`);
+    }
     return r;
   });
 };
@@ -80,12 +83,13 @@ const trainCmd: Command = async (args, ctx) => {
 function printEvaluation(ctx: CliContext, r: EvaluationResult, backbone: string): void {
   const { protocol } = r;
   ctx.log(
-    `${r.strategy} on ${backbone} · ${protocol.kind}${r.shots !== null ? ` · ${r.ways}-way ${r.shots}-shot × ${r.episodes}` : ''}${r.folds !== null ? ` · ${r.folds} folds` : ''} · groups ${r.groupAware ? 'kept whole' : 'ignored'}`,
+    `${r.strategy} on ${backbone} · ${protocolLabel(protocol, r.testPredictions)}${r.shots !== null ? ` · ${r.ways}-way, ${r.episodes} episodes run` : ''}${r.folds !== null && !(protocol.kind === 'kfold' && protocol.folds === r.folds) ? ` · ${r.folds} folds` : ''} · groups ${r.groupAware ? 'kept whole' : 'ignored'}`,
   );
   ctx.log(`accuracy          ${fmt(r.accuracy)} (${r.accuracy.method})`);
   ctx.log(`balanced accuracy ${fmt(r.balancedAccuracy)}`);
   ctx.log(`macro-F1          ${fmt(r.macroF1)}`);
   if (r.rocAucOvr) ctx.log(`ROC AUC (OvR)     ${fmt(r.rocAucOvr)}`);
+  if (r.calibration) ctx.log(`calibration       ${calibrationLabel(r.calibration)}`);
   for (const c of r.perClass)
     ctx.log(
       `  ${c.class.padEnd(16)} P ${fmt(c.precision)}  R ${fmt(c.recall)}  F1 ${fmt(c.f1)}  n=${c.support}`,

@@ -7,7 +7,7 @@ import type { Backbone } from './backbones/backbone.ts';
 import { loadDataset } from './classify/dataset.ts';
 import { fitHead, LINEAR_MAX_ITERATIONS, type Strategy } from './classify/heads.ts';
 import { serializeHead } from './classify/serialize.ts';
-import { evaluate, type Protocol } from './evaluate/evaluate.ts';
+import { evaluate, modelEstimate, type Protocol } from './evaluate/evaluate.ts';
 import { softwareVersions } from './versions.ts';
 import type { TrainResult } from '../../shared/results.ts';
 
@@ -79,12 +79,7 @@ export async function trainModel(
         ...(options.signal ? { signal: options.signal } : {}),
         onProgress: (done, total) => options.onProgress?.({ phase: 'estimate', done, total }),
       });
-      estimate = {
-        accuracy: r.accuracy,
-        balancedAccuracy: r.balancedAccuracy,
-        macroF1: r.macroF1,
-        protocol: r.protocol,
-      };
+      estimate = modelEstimate(r);
     }
     const params: Record<string, unknown> = {
       temperature: head.temperature,

@@ -29,7 +29,7 @@ export function evaluateStrategy(
 ): Promise<EvaluationResult> {
   return runJob(project, 'evaluate', req, ctx, async () => {
     const groupAware = req.groupAware ?? true;
-    if (req.strategy === 'last-stage' || req.strategy === 'full') {
+    if (isFinetuned(req.strategy)) {
       const { evaluateFinetune } = await finetuneEngine();
       return evaluateFinetune(project, resolveBackbone(req.backbone), req.protocol, {
         ...finetuneOptions(req.strategy, req.seed, req.finetune ?? {}, ctx),

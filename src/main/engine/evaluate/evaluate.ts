@@ -2,6 +2,7 @@
 // split; every headline figure with a 95 % interval whose method is named.
 
 import { FewShotError } from '../../../shared/errors.ts';
+import { expectedCalibrationError } from '../classify/calibration.ts';
 import { fitHead, predictProba, type FitOptions, type Strategy } from '../classify/heads.ts';
 import { argmax, type Vec } from '../classify/linalg.ts';
 import type { Dataset } from '../classify/dataset.ts';
@@ -9,10 +10,13 @@ import { Rng } from '../random.ts';
 import { bootstrap, meanInterval, wilson, type Estimate } from './intervals.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
 import { holdout, leaveOneOut, sampleEpisode, stratifiedGroupKFold } from './splits.ts';
+import { protocolLabel } from '../../../shared/estimate-labels.ts';
 import type {
+  Calibration,
   ClassEstimate,
   CurvePoint,
   EvaluationResult,
+  ModelEstimate,
   Prediction,
   Protocol,
 } from '../../../shared/results.ts';
@@ -337,6 +341,30 @@ export function summarize(
     confusion,
     predictions: p.kind === 'episodes' ? all.slice(-2000) : all,
     testPredictions: all.length,
+    // Every test prediction comes from a head (and a temperature) fitted without it.
+    calibration: expectedCalibrationError(
+      all.map((pr) => pr.probabilities),
+      all.map((pr) => pr.truth),
+    ),
+  };
+}
+
+/**
+ * The estimate stored with a model: headline figures, the protocol named in words, and the ECE (the
+ * evaluation's own unless one is given; null when no honest one exists).
+ */
+export function modelEstimate(
+  ev: EvaluationResult,
+  calibration: Calibration | null | undefined = ev.calibration,
+): ModelEstimate {
+  return {
+    accuracy: ev.accuracy,
+    balancedAccuracy: ev.balancedAccuracy,
+    macroF1: ev.macroF1,
+    protocol: ev.protocol,
+    n: ev.testPredictions,
+    label: protocolLabel(ev.protocol, ev.testPredictions),
+    ...(calibration ? { calibration } : {}),
   };
 }
 

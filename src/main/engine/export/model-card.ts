@@ -3,6 +3,7 @@
 import type { Head } from '../classify/heads.ts';
 import type { ModelRecord } from '../../../shared/results.ts';
 import type { ExportSummary } from '../../../shared/results.ts';
+import { calibrationLabel, estimateLabel } from '../../../shared/estimate-labels.ts';
 import { isFinetuned } from '../../../shared/strategies.ts';
 
 type Parity = ExportSummary['parity'];
@@ -69,7 +70,7 @@ ${[...counts.entries()].map(([c, n]) => `| ${c} | ${n} |`).join('\n')}
 - Images excluded from training in the project: ${a.excluded}
 
 ## Metrics
-${est ? `Estimated by ${est.protocol.kind === 'kfold' ? `${'folds' in est.protocol ? est.protocol.folds : ''}-fold cross-validation` : est.protocol.kind} with groups kept whole:\n- Accuracy ${pct(est.accuracy.mean)} (95 % CI ${pct(est.accuracy.ci95[0])}–${pct(est.accuracy.ci95[1])})\n- Balanced accuracy ${pct(est.balancedAccuracy.mean)} (95 % CI ${pct(est.balancedAccuracy.ci95[0])}–${pct(est.balancedAccuracy.ci95[1])})\n- Macro-F1 ${pct(est.macroF1.mean)} (95 % CI ${pct(est.macroF1.ci95[0])}–${pct(est.macroF1.ci95[1])})` : 'No evaluation was stored with this model.'}
+${est ? `Estimated by ${estimateLabel(est)}, with groups kept whole:\n- Accuracy ${pct(est.accuracy.mean)} (95 % CI ${pct(est.accuracy.ci95[0])}–${pct(est.accuracy.ci95[1])})\n- Balanced accuracy ${pct(est.balancedAccuracy.mean)} (95 % CI ${pct(est.balancedAccuracy.ci95[0])}–${pct(est.balancedAccuracy.ci95[1])})\n- Macro-F1 ${pct(est.macroF1.mean)} (95 % CI ${pct(est.macroF1.ci95[0])}–${pct(est.macroF1.ci95[1])})${est.calibration ? `\n- Calibration: ${calibrationLabel(est.calibration)}` : ''}` : 'No evaluation was stored with this model.'}
 
 ## Parity
 The exported graph was run through ONNX Runtime on ${a.parity.images} training images: ${a.parity.sameClass} gave the same

@@ -1,26 +1,29 @@
-// Fine-tuning: the frozen prefix runs once per image and augmented view through ONNX Runtime (cached),
-// only the tail trains in TensorFlow.js (Adam or SGD with momentum, separate learning rates for head and
-// backbone, cosine decay, label smoothing, class-balanced sampling, optional early stopping on a
-// validation split), and the result is written back into a copy of the ONNX graph with its new head.
+// Fine-tuning on ONNX Runtime: the frozen prefix runs once per image and augmented view (cached), then the
+// generated training graph (train-graph.ts) runs one optimisation step per batch on the same runtime that
+// classifies, with weights and optimiser state kept as runtime tensors between steps. Linear probing first
+// (the head starts as the linear head fitted on the pretrained features), class-balanced sampling, cosine
+// decay, optional early stopping on a validation split; the trained values are written back into a copy
+// of the ONNX graph, every other initializer byte-identical.
 
 import crypto from 'node:crypto';
 import type { AugmentSpec } from '../../../shared/augment.ts';
 import { FewShotError } from '../../../shared/errors.ts';
-import { augmentImage } from '../augment/augment.ts';
+import type { FinetuneStrategy } from '../../../shared/strategies.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
 import { backboneGraph } from '../backbones/backbone.ts';
 import { fitTemperature } from '../classify/calibration.ts';
 import { classifierGraph } from '../classify/classifier-graph.ts';
 import { fitLinear, type LinearHead } from '../classify/heads.ts';
-import { evalCrop, normalizeInto, tensorSize } from '../image/preprocess.ts';
 import { cutAt, findFeatureTensor } from '../onnx/graph.ts';
-import { encodeModel, type OnnxModel } from '../onnx/model.ts';
-import { QueuedSession, ort } from '../onnx/session.ts';
+import { encodeModel, floatTensor, type OnnxModel } from '../onnx/model.ts';
+import { defaultThreads, QueuedSession, ort } from '../onnx/session.ts';
 import { Rng } from '../random.ts';
-import { buildTail, lastStageCut, writeBack, type TailGraph } from './tail-graph.ts';
-import { initTf, tf, type TfBackendName } from './tf-backend.ts';
+import { balancedOrder, prefixInputs, type CachedInput, type TrainingImage } from './prefix.ts';
+import { stageCut } from './stages.ts';
+import { buildTrainGraphs, HEAD_BIAS, HEAD_WEIGHT, type TrainGraphs } from './train-graph.ts';
 
-export type FinetuneStrategy = 'last-stage' | 'full';
+export type { FinetuneStrategy, TrainingImage };
+export { balancedOrder };
 
 export interface FinetuneOptions {
   strategy: FinetuneStrategy;
@@ -32,11 +35,16 @@ export interface FinetuneOptions {
   momentum?: number;
   weightDecay?: number;
   labelSmoothing?: number;
+  /** Largest global gradient norm; larger gradients are scaled down (default: no clipping). */
+  gradientClip?: number;
+  /** Loss weight per class (default: equal; sampling is class-balanced already). */
+  classWeights?: number[];
   augment: AugmentSpec;
   /** Augmented views per image, cycled over the epochs (view 0 is the evaluation crop). */
   views?: number;
   seed?: number;
   device?: 'cpu' | 'gpu' | 'auto';
+  threads?: number;
   signal?: AbortSignal;
   /** Let BatchNorm use batch statistics while training and update its running ones (default: frozen). */
   adaptBatchNorm?: boolean;
@@ -59,108 +67,85 @@ export interface CheckpointStore {
   save(epoch: number, state: Buffer): void;
 }
 
-export interface TrainingImage {
-  bytes: () => Uint8Array | Promise<Uint8Array>;
-  label: number;
-}
-
 export interface FinetuneResult {
   onnx: Uint8Array;
   classes: string[];
-  backend: TfBackendName;
+  /** What ran the training steps, e.g. "onnxruntime-node 1.30.0, cpu, 2 threads". */
+  runtime: string;
+  providers: string[];
   history: { epoch: number; loss: number; validationAccuracy?: number }[];
   bestEpoch: number;
   temperature: number;
+  /** The validation split's logits under the chosen weights (what the temperature was fitted on). */
+  validationLogits: number[][];
   trainable: string[];
   seconds: { prefix: number; tail: number; total: number };
+  steps: number;
+  /** Multiply–accumulates of one training image through the tail: forward, and forward + backward. */
+  macs: { forward: number; step: number };
   weightsSha256: string;
   settings: Record<string, unknown>;
 }
 
-interface CachedInput {
-  data: Float32Array;
-  shape: number[];
+type Tensors = Map<string, ort.Tensor>;
+
+function f32(t: ort.Tensor): Float32Array {
+  return t.data as Float32Array;
 }
 
-/** The prefix's outputs for every image and view, NCHW, computed once. */
-async function prefixInputs(
-  entry: ResolvedBackbone,
-  model: OnnxModel,
-  cut: string,
-  images: TrainingImage[],
-  views: number,
-  spec: AugmentSpec,
-  seed: number,
-  signal?: AbortSignal,
-  onBatch?: (images: number) => void,
-): Promise<CachedInput[][]> {
-  const isInput = cut === model.graph.inputs[0]?.name;
-  const session = isInput ? null : await QueuedSession.create(encodeModel(cutAt(model, cut)));
-  const size = tensorSize(entry.input);
-  const out: CachedInput[][] = images.map(() => []);
-  try {
-    for (let v = 0; v < views; v++) {
-      for (let start = 0; start < images.length; start += 16) {
-        if (signal?.aborted) throw new FewShotError('CANCELLED', 'Training cancelled.');
-        const batch = images.slice(start, start + 16);
-        const tensor = new Float32Array(batch.length * size);
-        await Promise.all(
-          batch.map(async (img, k) => {
-            const bytes = await img.bytes();
-            const rgb =
-              v === 0
-                ? await evalCrop(bytes, entry.input)
-                : (await augmentImage(bytes, spec, seed * 1_000_003 + (start + k) * 131 + v, entry.input))
-                    .image;
-            normalizeInto(rgb, entry.input, tensor, k);
-          }),
-        );
-        const { height: H, width: W } = entry.input;
-        if (!session) {
-          batch.forEach((_, k) =>
-            out[start + k]?.push({ data: tensor.slice(k * size, (k + 1) * size), shape: [3, H, W] }),
-          );
-          onBatch?.(batch.length);
-          continue;
-        }
-        const res = await session.run({
-          [entry.input.name]: new ort.Tensor('float32', tensor, [batch.length, 3, H, W]),
-        });
-        const t = res[cut] as ort.Tensor;
-        const per = (t.data as Float32Array).length / batch.length;
-        batch.forEach((_, k) =>
-          out[start + k]?.push({
-            data: (t.data as Float32Array).slice(k * per, (k + 1) * per),
-            shape: t.dims.slice(1),
-          }),
-        );
-        onBatch?.(batch.length);
-      }
-    }
-  } finally {
-    await session?.release();
-  }
+function scalar(v: number): ort.Tensor {
+  return new ort.Tensor('float32', Float32Array.of(v), []);
+}
+
+function batchTensor(items: CachedInput[]): ort.Tensor {
+  const shape = items[0]?.shape as number[];
+  const per = shape.reduce((a, b) => a * b, 1);
+  const flat = new Float32Array(items.length * per);
+  items.forEach((it, i) => flat.set(it.data, i * per));
+  return new ort.Tensor('float32', flat, [items.length, ...shape]);
+}
+
+const toB64 = (a: Float32Array): string =>
+  Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+const fromB64 = (b: string): Float32Array => {
+  const raw = Buffer.from(b, 'base64');
+  const out = new Float32Array(raw.length / 4);
+  new Uint8Array(out.buffer).set(raw);
   return out;
+};
+
+interface Checkpoint {
+  epoch: number;
+  step: number;
+  params: string[];
+  m: string[];
+  v: string[];
+  stats: string[];
+  history: FinetuneResult['history'];
+  best: { epoch: number; accuracy: number; params: string[]; stats: string[] } | null;
 }
 
-function toNhwc(items: CachedInput[]): tf.Tensor4D {
-  const [c, h, w] = items[0]?.shape as [number, number, number];
-  const flat = new Float32Array(items.length * c * h * w);
-  items.forEach((it, i) => flat.set(it.data, i * c * h * w));
-  return tf.tidy(() => tf.transpose<tf.Tensor4D>(tf.tensor4d(flat, [items.length, c, h, w]), [0, 2, 3, 1]));
-}
-
-/** One epoch's order: every class equally often (minority images repeat), shuffled, seeded. */
-export function balancedOrder(labels: number[], rng: Rng): number[] {
-  const byClass = new Map<number, number[]>();
-  labels.forEach((l, i) => byClass.set(l, [...(byClass.get(l) ?? []), i]));
-  const per = Math.max(...[...byClass.values()].map((v) => v.length));
-  const out: number[] = [];
-  for (const idx of byClass.values()) {
-    const shuffled = rng.shuffle([...idx]);
-    for (let k = 0; k < per; k++) out.push(shuffled[k % shuffled.length] as number);
+/** Runs the evaluation graph over cached inputs in batches: features and logits per item. */
+async function evaluateCached(
+  session: QueuedSession,
+  items: CachedInput[],
+  weights: Tensors,
+): Promise<{ features: Float32Array[]; logits: number[][] }> {
+  const features: Float32Array[] = [];
+  const logits: number[][] = [];
+  for (let s = 0; s < items.length; s += 32) {
+    const part = items.slice(s, s + 32);
+    const res = await session.run({ x: batchTensor(part), ...Object.fromEntries(weights) });
+    const f = f32(res.features as ort.Tensor);
+    const z = f32(res.logits as ort.Tensor);
+    const D = f.length / part.length;
+    const K = z.length / part.length;
+    for (let i = 0; i < part.length; i++) {
+      features.push(f.slice(i * D, (i + 1) * D));
+      logits.push(Array.from(z.subarray(i * K, (i + 1) * K)));
+    }
   }
-  return rng.shuffle(out);
+  return { features, logits };
 }
 
 export async function finetune(
@@ -171,7 +156,6 @@ export async function finetune(
   validation: TrainingImage[] = [],
 ): Promise<FinetuneResult> {
   const started = performance.now();
-  const backend = await initTf(options.device === 'gpu' ? 'gpu' : options.device === 'cpu' ? 'wasm' : 'auto');
   const seed = options.seed ?? 0;
   const epochs = options.epochs ?? 10;
   const batchSize = options.batchSize ?? 16;
@@ -182,15 +166,15 @@ export async function finetune(
   const momentum = options.momentum ?? 0.9;
   const weightDecay = options.weightDecay ?? 1e-4;
   const smoothing = options.labelSmoothing ?? 0.1;
+  const threads = options.threads ?? defaultThreads();
+  const session = { threads, device: options.device ?? 'auto' } as const;
   const C = classes.length;
   if (C < 2) throw new FewShotError('INVALID_INPUT', 'At least two classes are needed.');
+  if (!train.length) throw new FewShotError('INVALID_INPUT', 'No training images.');
 
   const model = backboneGraph(entry);
   const features = entry.output.name ?? findFeatureTensor(model);
-  const cut =
-    options.strategy === 'full'
-      ? (model.graph.inputs[0]?.name as string)
-      : lastStageCut(model, entry.architecture);
+  const cut = stageCut(model, entry.architecture, options.strategy);
   // The frozen layers run once per image and view: a phase of its own, so the window shows it moving.
   const prefixTotal = train.length * views + validation.length;
   let prefixDone = 0;
@@ -208,86 +192,112 @@ export async function finetune(
     seed,
     options.signal,
     onBatch,
+    session,
   );
   const valCached = validation.length
-    ? await prefixInputs(entry, model, cut, validation, 1, options.augment, seed, options.signal, onBatch)
+    ? await prefixInputs(
+        entry,
+        model,
+        cut,
+        validation,
+        1,
+        options.augment,
+        seed,
+        options.signal,
+        onBatch,
+        session,
+      )
     : [];
   const prefixSeconds = (performance.now() - started) / 1000;
-
   const tailStart = performance.now();
-  const tail: TailGraph = buildTail(model, cut, features, {
-    adaptBatchNorm: options.adaptBatchNorm ?? false,
-  });
+  const inputShape = (cached[0]?.[0] as CachedInput).shape;
   const labels = train.map((t) => t.label);
-  // Linear probing first (LP-FT): the head starts as the linear head fitted on the pretrained features
-  // of the evaluation crops (SimpleShot CL2N, weight decay by inner cross-validation), so fine-tuning
-  // starts from the linear solution instead of tearing the features up to fit a random head.
-  const initial: Float32Array[] = [];
-  for (let s = 0; s < cached.length; s += 32) {
-    const f = tf.tidy(() =>
-      tail.forward(toNhwc(cached.slice(s, s + 32).map((c) => c[0] as CachedInput))).arraySync(),
-    );
-    for (const row of f) initial.push(Float32Array.from(row));
+
+  // Linear probing first (LP-FT): the pretrained tail's features of the evaluation crops fit the linear
+  // head (SimpleShot CL2N, weight decay by inner cross-validation) that fine-tuning starts from.
+  const spec = {
+    model,
+    cut,
+    features,
+    inputShape,
+    classes: C,
+    optimizer,
+    momentum,
+    adaptBatchNorm: options.adaptBatchNorm ?? false,
+  };
+  let probeGraphs: TrainGraphs | null = buildTrainGraphs(spec);
+  const pretrained: Tensors = new Map();
+  for (const p of probeGraphs.params) pretrained.set(p.name, new ort.Tensor('float32', p.init, p.dims));
+  for (const s of probeGraphs.statistics) pretrained.set(s.name, new ort.Tensor('float32', s.init, s.dims));
+  const probeSession = await QueuedSession.create(encodeModel(probeGraphs.evaluate), session);
+  let initial: Float32Array[];
+  try {
+    initial = (
+      await evaluateCached(
+        probeSession,
+        cached.map((c) => c[0] as CachedInput),
+        pretrained,
+      )
+    ).features;
+  } finally {
+    await probeSession.release();
   }
+  probeGraphs = null;
   const probe = fitLinear({ x: initial, y: labels, classes }, { seed });
-  const featureDim = probe.centre.length;
-  const centre = tf.tensor1d(Float32Array.from(probe.centre));
-  const headW = tf.variable(
-    tf.transpose(tf.tensor2d(Float32Array.from(probe.weights), [C, featureDim])),
-    true,
-    'head.w',
-  );
-  const headB = tf.variable(tf.tensor1d(Float32Array.from(probe.bias)), true, 'head.b');
-  const backboneVars = [...tail.variables.values()];
-  const all = [headW, headB, ...backboneVars];
-  const state = new Map<tf.Variable, { m: tf.Tensor; v: tf.Tensor }>(
-    all.map((v) => [v, { m: tf.zerosLike(v), v: tf.zerosLike(v) }]),
-  );
+  const graphs = buildTrainGraphs({ ...spec, centre: Float32Array.from(probe.centre) });
+  const stepSession = await QueuedSession.create(encodeModel(graphs.step), session);
+  const evalSession = await QueuedSession.create(encodeModel(graphs.evaluate), session);
+
+  let weights: Tensors = new Map();
+  let state: Tensors = new Map();
+  for (const p of graphs.params) {
+    const init =
+      p.name === HEAD_WEIGHT
+        ? Float32Array.from(probe.weights)
+        : p.name === HEAD_BIAS
+          ? Float32Array.from(probe.bias)
+          : p.init;
+    weights.set(p.name, new ort.Tensor('float32', init, p.dims));
+    state.set(`m.${p.name}`, new ort.Tensor('float32', new Float32Array(init.length), p.dims));
+    if (optimizer === 'adam')
+      state.set(`v.${p.name}`, new ort.Tensor('float32', new Float32Array(init.length), p.dims));
+  }
+  for (const s of graphs.statistics) weights.set(s.name, new ort.Tensor('float32', s.init, s.dims));
+  const statNames = graphs.statistics.map((s) => s.name);
+
   const rng = new Rng(seed);
   const stepsPerEpoch = Math.ceil(balancedOrder(labels, new Rng(seed)).length / batchSize);
   const totalSteps = epochs * stepsPerEpoch;
-  const logitsOf = (x: tf.Tensor4D, training = false): tf.Tensor2D => {
-    const c = tf.sub(tail.forward(x, training), centre);
-    const q = tf.div(c, tf.maximum(tf.norm(c, 'euclidean', 1, true), 1e-12));
-    return tf.add(tf.matMul(q, headW), headB);
-  };
+  const classWeight = options.classWeights ?? new Array<number>(C).fill(1);
   const history: FinetuneResult['history'] = [];
-  let best: { epoch: number; accuracy: number; values: Map<tf.Variable, Float32Array> } | null = null;
+  let best: { epoch: number; accuracy: number; weights: Tensors } | null = null;
   let step = 0;
   let startEpoch = 0;
-  const toB64 = (a: Float32Array): string =>
-    Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
-  const fromB64 = (b: string): Float32Array => {
-    const raw = Buffer.from(b, 'base64');
-    const out = new Float32Array(raw.length / 4);
-    new Uint8Array(out.buffer).set(raw);
-    return out;
-  };
   const saved = options.checkpoint?.load();
   if (saved) {
     // Resume: weights, optimiser moments, step, history and best epoch as they were after the last
     // completed epoch; the sampling RNG is replayed through those epochs, so the run continues exactly.
-    const st = JSON.parse(saved.toString('utf8')) as {
-      stats?: string[];
-      epoch: number;
-      step: number;
-      vars: string[];
-      m: string[];
-      v: string[];
-      history: FinetuneResult['history'];
-      best: { epoch: number; accuracy: number; values: string[] } | null;
+    const st = JSON.parse(saved.toString('utf8')) as Checkpoint;
+    const restore = (names: string[], values: string[], into: Tensors): Tensors => {
+      const out = new Map(into);
+      names.forEach((n, i) =>
+        out.set(n, new ort.Tensor('float32', fromB64(values[i] as string), (into.get(n) as ort.Tensor).dims)),
+      );
+      return out;
     };
-    all.forEach((v, i) => {
-      v.assign(tf.tensor(fromB64(st.vars[i] as string), v.shape));
-      const s2 = state.get(v) as { m: tf.Tensor; v: tf.Tensor };
-      s2.m.dispose();
-      s2.v.dispose();
-      s2.m = tf.keep(tf.tensor(fromB64(st.m[i] as string), v.shape));
-      s2.v = tf.keep(tf.tensor(fromB64(st.v[i] as string), v.shape));
-    });
-    [...tail.statistics.values()].forEach((v, i) =>
-      v.assign(tf.tensor(fromB64(st.stats?.[i] as string), v.shape)),
+    const paramNames = graphs.params.map((p) => p.name);
+    weights = restore(statNames, st.stats, restore(paramNames, st.params, weights));
+    state = restore(
+      paramNames.map((n) => `m.${n}`),
+      st.m,
+      state,
     );
+    if (optimizer === 'adam')
+      state = restore(
+        paramNames.map((n) => `v.${n}`),
+        st.v,
+        state,
+      );
     step = st.step;
     startEpoch = st.epoch;
     history.push(...st.history);
@@ -295,7 +305,7 @@ export async function finetune(
       best = {
         epoch: st.best.epoch,
         accuracy: st.best.accuracy,
-        values: new Map(all.map((v, i) => [v, fromB64(st.best?.values[i] as string)])),
+        weights: restore(statNames, st.best.stats, restore(paramNames, st.best.params, weights)),
       };
     for (let e = 0; e < startEpoch; e++) balancedOrder(labels, rng);
   }
@@ -308,90 +318,80 @@ export async function finetune(
         if (options.signal?.aborted)
           throw new FewShotError('CANCELLED', 'Training cancelled; earlier models are untouched.');
         const idx = order.slice(s, s + batchSize);
-        const cosine = 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps));
-        const loss = tf.tidy(() => {
-          const x = toNhwc(idx.map((i) => (cached[i] as CachedInput[])[(epoch + i) % views] as CachedInput));
-          const y = tf.add(
-            tf.mul(
-              tf.oneHot(
-                tf.tensor1d(
-                  idx.map((i) => labels[i] as number),
-                  'int32',
-                ),
-                C,
-              ),
-              1 - smoothing,
-            ),
-            smoothing / C,
-          );
-          const { value, grads } = tf.variableGrads(
-            (): tf.Scalar => tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(y, logitsOf(x, true)),
-            all,
-          );
-          for (const v of all) {
-            const g = grads[v.name];
-            if (!g) continue;
-            const lr = (v === headW || v === headB ? lrHead : lrBackbone) * cosine;
-            const st = state.get(v) as { m: tf.Tensor; v: tf.Tensor };
-            let update: tf.Tensor;
-            if (optimizer === 'adam') {
-              const m = tf.add(tf.mul(st.m, 0.9), tf.mul(g, 0.1));
-              const vv = tf.add(tf.mul(st.v, 0.999), tf.mul(tf.square(g), 0.001));
-              const mh = tf.div(m, 1 - 0.9 ** (step + 1));
-              const vh = tf.div(vv, 1 - 0.999 ** (step + 1));
-              update = tf.mul(tf.div(mh, tf.add(tf.sqrt(vh), 1e-8)), lr);
-              st.m.dispose();
-              st.v.dispose();
-              st.m = tf.keep(m);
-              st.v = tf.keep(vv);
-            } else {
-              const m = tf.add(tf.mul(st.m, momentum), g);
-              update = tf.mul(m, lr);
-              st.m.dispose();
-              st.m = tf.keep(m);
-            }
-            // Decoupled weight decay on weights, not on biases or BatchNorm shifts.
-            const decayed = v.rank > 1 ? tf.mul(v, 1 - lr * weightDecay) : v;
-            v.assign(tf.sub(decayed, update));
-          }
-          return value.dataSync()[0] as number;
+        const n = idx.length;
+        const targets = new Float32Array(n * C).fill(smoothing / C);
+        const sampleWeights = new Float32Array(n);
+        idx.forEach((i, k) => {
+          const y = labels[i] as number;
+          targets[k * C + y] = 1 - smoothing + smoothing / C;
+          sampleWeights[k] = classWeight[y] ?? 1;
         });
-        lossSum += loss * idx.length;
+        const wsum = sampleWeights.reduce((a, b) => a + b, 0);
+        for (let k = 0; k < n; k++) sampleWeights[k] = (sampleWeights[k] as number) / wsum;
+        const cosine = 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps));
+        const res = await stepSession.run({
+          x: batchTensor(idx.map((i) => (cached[i] as CachedInput[])[(epoch + i) % views] as CachedInput)),
+          targets: new ort.Tensor('float32', targets, [n, C]),
+          sampleWeights: new ort.Tensor('float32', sampleWeights, [n]),
+          lrHead: scalar(lrHead * cosine),
+          lrBackbone: scalar(lrBackbone * cosine),
+          weightDecay: scalar(weightDecay),
+          clipNorm: scalar(options.gradientClip ?? 3.4e38),
+          bc1: scalar(1 / (1 - 0.9 ** (step + 1))),
+          bc2: scalar(1 / (1 - 0.999 ** (step + 1))),
+          ...Object.fromEntries(weights),
+          ...Object.fromEntries(state),
+        });
+        const next: Tensors = new Map();
+        for (const name of weights.keys())
+          next.set(name, (res[`next.${name}`] ?? weights.get(name)) as ort.Tensor);
+        weights = next;
+        for (const name of state.keys()) state.set(name, res[`next.${name}`] as ort.Tensor);
+        const loss = f32(res.loss as ort.Tensor)[0] as number;
+        if (!Number.isFinite(loss))
+          throw new FewShotError(
+            'INVALID_INPUT',
+            `Training diverged at step ${step + 1} (loss ${loss}); try a lower learning rate.`,
+          );
+        lossSum += loss * n;
         step++;
         options.onProgress?.({ epoch: epoch + 1, epochs, step, steps: totalSteps, loss });
       }
       const entryH: FinetuneResult['history'][number] = { epoch: epoch + 1, loss: lossSum / order.length };
       if (valCached.length) {
-        const pred = tf.tidy(() =>
-          Array.from(tf.argMax(logitsOf(toNhwc(valCached.map((v) => v[0] as CachedInput))), 1).dataSync()),
+        const { logits } = await evaluateCached(
+          evalSession,
+          valCached.map((v) => v[0] as CachedInput),
+          weights,
         );
-        const accuracy = pred.filter((p, i) => p === validation[i]?.label).length / validation.length;
+        const correct = logits.filter((z, i) => z.indexOf(Math.max(...z)) === validation[i]?.label).length;
+        const accuracy = correct / validation.length;
         entryH.validationAccuracy = accuracy;
-        if (!best || accuracy > best.accuracy) {
-          const values = new Map<tf.Variable, Float32Array>();
-          for (const v of all) values.set(v, Float32Array.from(v.dataSync()));
-          best = { epoch: epoch + 1, accuracy, values };
-        }
+        // Tensors are never written in place, so keeping the references keeps this epoch's weights.
+        if (!best || accuracy > best.accuracy)
+          best = { epoch: epoch + 1, accuracy, weights: new Map(weights) };
       }
       history.push(entryH);
       if (options.checkpoint) {
-        const state2 = {
+        const names = graphs.params.map((p) => p.name);
+        const cp: Checkpoint = {
           epoch: epoch + 1,
           step,
-          vars: all.map((v) => toB64(v.dataSync() as Float32Array)),
-          m: all.map((v) => toB64((state.get(v) as { m: tf.Tensor }).m.dataSync() as Float32Array)),
-          v: all.map((v) => toB64((state.get(v) as { v: tf.Tensor }).v.dataSync() as Float32Array)),
+          params: names.map((nm) => toB64(f32(weights.get(nm) as ort.Tensor))),
+          m: names.map((nm) => toB64(f32(state.get(`m.${nm}`) as ort.Tensor))),
+          v: optimizer === 'adam' ? names.map((nm) => toB64(f32(state.get(`v.${nm}`) as ort.Tensor))) : [],
+          stats: statNames.map((nm) => toB64(f32(weights.get(nm) as ort.Tensor))),
           history,
-          stats: [...tail.statistics.values()].map((v) => toB64(v.dataSync() as Float32Array)),
           best: best
             ? {
                 epoch: best.epoch,
                 accuracy: best.accuracy,
-                values: all.map((v) => toB64(best?.values.get(v) as Float32Array)),
+                params: names.map((nm) => toB64(f32(best?.weights.get(nm) as ort.Tensor))),
+                stats: statNames.map((nm) => toB64(f32(best?.weights.get(nm) as ort.Tensor))),
               }
             : null,
         };
-        options.checkpoint.save(epoch + 1, Buffer.from(JSON.stringify(state2)));
+        options.checkpoint.save(epoch + 1, Buffer.from(JSON.stringify(cp)));
       }
       options.onProgress?.({
         epoch: epoch + 1,
@@ -403,41 +403,55 @@ export async function finetune(
       });
     }
     // Early stopping: keep the epoch that did best on the validation split.
-    if (best) for (const [v, values] of best.values) v.assign(tf.tensor(values, v.shape));
+    if (best) weights = best.weights;
     let temperature = probe.temperature;
-    if (valCached.length >= 2) {
-      const logits = tf.tidy(() => logitsOf(toNhwc(valCached.map((v) => v[0] as CachedInput))).arraySync());
-      temperature = fitTemperature(
-        logits,
-        validation.map((v) => v.label),
-      );
+    let validationLogits: number[][] = [];
+    if (valCached.length) {
+      validationLogits = (
+        await evaluateCached(
+          evalSession,
+          valCached.map((v) => v[0] as CachedInput),
+          weights,
+        )
+      ).logits;
+      if (validationLogits.length >= 2)
+        temperature = fitTemperature(
+          validationLogits,
+          validation.map((v) => v.label),
+        );
     }
-    const trained = await writeBack(model, tail);
-    const featureGraph = cutAt(trained, features);
+    const trained = writeBack(model, weights);
     const head: LinearHead = {
       ...probe,
-      weights: Float64Array.from(tf.tidy(() => tf.transpose(headW)).dataSync()), // [C, D]
-      bias: Float64Array.from(headB.dataSync()),
+      weights: Float64Array.from(f32(weights.get(HEAD_WEIGHT) as ort.Tensor)),
+      bias: Float64Array.from(f32(weights.get(HEAD_BIAS) as ort.Tensor)),
       temperature,
     };
     const onnx = encodeModel(
-      classifierGraph(featureGraph, head, {
+      classifierGraph(cutAt(trained, features), head, {
         'fewshot.strategy': options.strategy,
         'fewshot.labels': JSON.stringify(classes),
       }),
     );
     const hash = crypto.createHash('sha256');
-    for (const v of [...all, ...tail.statistics.values()]) hash.update(Buffer.from(v.dataSync().buffer));
+    for (const name of [...graphs.params.map((p) => p.name), ...statNames]) {
+      const d = f32(weights.get(name) as ort.Tensor);
+      hash.update(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+    }
     const tailSeconds = (performance.now() - tailStart) / 1000;
     return {
       onnx,
       classes,
-      backend,
+      runtime: `onnxruntime-node ${ort.env.versions.common}, ${stepSession.providers[0]}, ${threads} threads`,
+      providers: [...stepSession.providers],
       history,
       bestEpoch: best?.epoch ?? epochs,
       temperature,
-      trainable: [...tail.variables.keys()],
+      validationLogits,
+      trainable: graphs.params.filter((p) => p.role === 'backbone').map((p) => p.name),
       seconds: { prefix: prefixSeconds, tail: tailSeconds, total: (performance.now() - started) / 1000 },
+      steps: step,
+      macs: { forward: graphs.forwardMacs, step: 3 * graphs.forwardMacs },
       weightsSha256: hash.digest('hex'),
       settings: {
         strategy: options.strategy,
@@ -450,6 +464,8 @@ export async function finetune(
         momentum,
         weightDecay,
         labelSmoothing: smoothing,
+        gradientClip: options.gradientClip ?? null,
+        classWeights: options.classWeights ?? null,
         schedule: 'cosine',
         sampling: 'class-balanced',
         batchNorm: options.adaptBatchNorm
@@ -458,16 +474,25 @@ export async function finetune(
         augment: options.augment,
         cut,
         seed,
+        threads,
       },
     };
   } finally {
-    tail.dispose();
-    centre.dispose();
-    for (const st of state.values()) {
-      st.m.dispose();
-      st.v.dispose();
-    }
-    headW.dispose();
-    headB.dispose();
+    await stepSession.release();
+    await evalSession.release();
   }
+}
+
+/** A copy of the model with trained values in place of its initializers; nothing else changes. */
+export function writeBack(model: OnnxModel, values: Map<string, ort.Tensor>): OnnxModel {
+  return {
+    ...model,
+    graph: {
+      ...model.graph,
+      initializers: model.graph.initializers.map((t) => {
+        const v = values.get(t.name);
+        return v ? floatTensor(t.name, t.dims, Float32Array.from(f32(v))) : t;
+      }),
+    },
+  };
 }

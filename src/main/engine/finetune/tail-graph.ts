@@ -3,7 +3,7 @@
 // ops ResNet18 and SqueezeNet use; trained weights are written back into a copy of the ONNX graph.
 
 import { FewShotError } from '../../../shared/errors.ts';
-import { cutAt, producers } from '../onnx/graph.ts';
+import { lastStageCut, tailNodes } from './stages.ts';
 import {
   floatAttr,
   floatTensor,
@@ -14,6 +14,8 @@ import {
   type OnnxNode,
 } from '../onnx/model.ts';
 import { tf } from './tf-backend.ts';
+
+export { lastStageCut, tailNodes };
 
 export interface TailGraph {
   cut: string;
@@ -28,41 +30,6 @@ export interface TailGraph {
   /** Names of depthwise convolution weights (held as [kh, kw, C, 1]). */
   depthwise: Set<string>;
   dispose(): void;
-}
-
-/** The tensor where the last stage starts: the input of the first conv whose weights belong to it. */
-export function lastStageCut(model: OnnxModel, architecture: string): string {
-  const prefixes =
-    architecture === 'resnet18'
-      ? ['layer4.']
-      : architecture.startsWith('squeezenet')
-        ? ['fire9/', 'fire9.']
-        : architecture.startsWith('mobilenet_v2')
-          ? ['block_16_'] // the last inverted-residual block, then Conv_1 to the 1280 features
-          : [];
-  if (!prefixes.length)
-    throw new FewShotError(
-      'INVALID_INPUT',
-      `Partial fine-tuning is defined for ResNet18 (layer4), SqueezeNet (fire9) and MobileNetV2 (block 16), not ${architecture}.`,
-    );
-  const first = model.graph.nodes.find(
-    (n) =>
-      n.opType === 'Conv' && prefixes.some((p) => (n.inputs[1] ?? '').startsWith(p) || n.name.startsWith(p)),
-  );
-  if (!first?.inputs[0])
-    throw new FewShotError('MODEL_INVALID', `Cannot find ${prefixes[0]} in this ${architecture} graph.`);
-  return first.inputs[0];
-}
-
-/** Nodes that compute `features` from `cut` (those computing `cut` itself are the frozen prefix). */
-export function tailNodes(model: OnnxModel, cut: string, features: string): OnnxNode[] {
-  const need = new Set(cutAt(model, features).graph.nodes);
-  const input = model.graph.inputs[0]?.name;
-  const prefix = cut === input ? new Set<OnnxNode>() : new Set(cutAt(model, cut).graph.nodes);
-  const byOutput = producers(model);
-  if (cut !== input && !byOutput.has(cut))
-    throw new FewShotError('MODEL_INVALID', `No tensor "${cut}" in the graph.`);
-  return model.graph.nodes.filter((n) => need.has(n) && !prefix.has(n));
 }
 
 export function buildTail(
@@ -125,7 +92,9 @@ export function buildTail(
           statistics.set(stat, tf.variable(c, false, `s:${stat}`));
       }
     } else if (
-      !['Relu', 'Clip', 'Add', 'Concat', 'MaxPool', 'GlobalAveragePool', 'Flatten'].includes(n.opType)
+      !['Relu', 'Clip', 'Add', 'Concat', 'MaxPool', 'GlobalAveragePool', 'Flatten', 'Identity'].includes(
+        n.opType,
+      )
     ) {
       throw new FewShotError(
         'MODEL_INVALID',
@@ -187,6 +156,9 @@ export function buildTail(
           y = tf.add(tf.mul(tf.sub(a, m), tf.mul(g, tf.rsqrt(tf.add(v, eps)))), b);
           break;
         }
+        case 'Identity':
+          y = a;
+          break;
         case 'Relu':
           y = tf.relu(a);
           break;

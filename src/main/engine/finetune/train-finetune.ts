@@ -9,8 +9,9 @@ import type { ImageRecord } from '../../store/images-repo.ts';
 import type { Project } from '../../store/project.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
 import { fileSha256 } from '../backbones/backbone.ts';
+import { crossFittedCalibration } from '../classify/calibration.ts';
 import { argmax } from '../classify/linalg.ts';
-import { planSplits, splitUnit, summarize, type Unit } from '../evaluate/evaluate.ts';
+import { modelEstimate, planSplits, splitUnit, summarize, type Unit } from '../evaluate/evaluate.ts';
 import { holdout } from '../evaluate/splits.ts';
 import { embedAll } from '../features/pipeline.ts';
 import { windowed } from '../image/windowing.ts';
@@ -263,20 +264,27 @@ export async function trainFinetuneModel(
         },
         [splitUnit(preds, data.classes)],
       );
-      estimate = {
-        accuracy: ev.accuracy,
-        balancedAccuracy: ev.balancedAccuracy,
-        macroF1: ev.macroF1,
-        protocol: ev.protocol,
-      };
+      // The hold-out also fitted T, so its ECE is cross-fitted: T from one half rescales the other. The
+      // graph's probabilities are softmax(z / T); T · log p gives z back up to a shift per row.
+      const T = result.temperature;
+      const crossFitted = crossFittedCalibration(
+        preds.map((p) => p.probabilities.map((v) => T * Math.log(Math.max(v, 1e-38)))),
+        preds.map((p) => p.truth),
+      );
+      estimate = modelEstimate(ev, crossFitted?.calibration ?? null);
     }
     const params: Record<string, unknown> = {
       ...result.settings,
       highBitDepth: project.highBitDepth(),
       temperature: result.temperature,
+      temperatureFittedOn: split.test.length
+        ? `validation split (${split.test.length} images), NLL with Laplace-smoothed targets`
+        : 'out-of-fold predictions of the linear probe on frozen features',
       bestEpoch: result.bestEpoch,
       history: result.history,
-      backend: `TensorFlow.js ${result.backend} (tail), onnxruntime-node (frozen prefix and inference)`,
+      backend: `${result.runtime} (training steps, frozen prefix and inference)`,
+      providers: result.providers,
+      steps: result.steps,
       trainable: result.trainable.length,
       weightsSha256: result.weightsSha256,
       prefixSeconds: Number(result.seconds.prefix.toFixed(2)),

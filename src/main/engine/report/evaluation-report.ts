@@ -8,6 +8,7 @@ import type { DatasetWarning } from '../../../shared/contract.ts';
 import type { CurvePoint, Estimate, EvaluationResult, ModelRecord } from '../../../shared/results.ts';
 import type { Project } from '../../store/project.ts';
 import { datasetFingerprint } from '../data-fingerprint.ts';
+import { calibrationLabel, estimateLabel, protocolLabel } from '../../../shared/estimate-labels.ts';
 import { isFinetuned } from '../../../shared/strategies.ts';
 import { decoder } from '../image/decode.ts';
 import { softwareVersions } from '../versions.ts';
@@ -170,8 +171,13 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
   );
   para(
     doc,
-    `Evaluation: ${describeProtocol(ev)}. Each image is tested by a model fitted without it${ev.protocol.kind === 'episodes' ? ' (episodes re-use images across episodes)' : ''}.`,
+    `Evaluation: ${describeProtocol(ev)} (${protocolLabel(ev.protocol, ev.testPredictions)}). Each image is tested by a model fitted without it${ev.protocol.kind === 'episodes' ? ' (episodes re-use images across episodes)' : ''}.`,
   );
+  if (model.metrics)
+    para(
+      doc,
+      `Estimate stored with the model at training: accuracy ${formatEstimate(model.metrics.accuracy)} (${estimateLabel(model.metrics)})${model.metrics.calibration ? `; ${calibrationLabel(model.metrics.calibration)}` : ''}.`,
+    );
   para(
     doc,
     `Dataset fingerprint (sha256 over the sorted image hashes and labels): ${datasetFingerprint(model.trainingSet)}`,
@@ -215,6 +221,15 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
       ['Macro-F1', formatEstimate(ev.macroF1), intervalNote(ev.macroF1)],
       ...(ev.rocAucOvr
         ? [['ROC AUC (one-vs-rest)', formatEstimate(ev.rocAucOvr), intervalNote(ev.rocAucOvr)]]
+        : []),
+      ...(ev.calibration
+        ? [
+            [
+              'Calibration error (ECE)',
+              `${(ev.calibration.ece * 100).toFixed(1)} %`,
+              `${ev.calibration.bins} bins, n = ${ev.calibration.n}, mean confidence ${(ev.calibration.meanConfidence * 100).toFixed(1)} %`,
+            ],
+          ]
         : []),
     ],
     [120, 150, 225],
