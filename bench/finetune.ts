@@ -23,6 +23,7 @@ import { embedAll } from '../src/main/engine/features/pipeline.ts';
 import { finetune, type TrainingImage } from '../src/main/engine/finetune/finetune.ts';
 import { buildTrainGraphs } from '../src/main/engine/finetune/train-graph.ts';
 import { findFeatureTensor } from '../src/main/engine/onnx/graph.ts';
+import { encodeModel } from '../src/main/engine/onnx/model.ts';
 import { QueuedSession } from '../src/main/engine/onnx/session.ts';
 import { DEFAULT_AUGMENT } from '../src/shared/augment.ts';
 import { BCCD, GENERATED, requireShared } from './lib.ts';
@@ -94,7 +95,7 @@ async function inferenceGmacs(id: string, threads: number, device: 'cpu' | 'gpu'
     classes: 2,
     optimizer: 'sgd',
   }).forwardMacs;
-  const session = await QueuedSession.create(fs.readFileSync(entry.path), { threads, device });
+  const session = await QueuedSession.create(encodeModel(model), { threads, device });
   const x = new ort.Tensor('float32', new Float32Array(16 * 3 * 224 * 224).fill(0.5), [16, 3, 224, 224]);
   await session.run({ [entry.input.name]: x });
   const t0 = performance.now();

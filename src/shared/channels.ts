@@ -22,6 +22,7 @@ export const CHANNEL_NAMES = [
   'train.recommend',
   'train.start',
   'train.models',
+  'train.estimate',
   'review.get',
   'review.start',
   'batch.start',

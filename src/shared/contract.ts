@@ -62,6 +62,7 @@ export const INPUTS = {
   'train.recommend': empty,
   'train.start': REQUESTS.train,
   'train.models': empty,
+  'train.estimate': REQUESTS['train-estimate'],
   'review.get': z.strictObject({ modelId: recordIdSchema, protocol: ProtocolSchema.optional() }),
   'review.start': REQUESTS.review,
   'batch.start': REQUESTS.batch,
@@ -178,6 +179,7 @@ export interface Outputs {
   'train.recommend': Recommendation;
   'train.start': JobInfo;
   'train.models': { models: ModelRecord[] };
+  'train.estimate': JobInfo;
   /** The stored evaluation for the project's current data, if one was made; else null. */
   'review.get': { review: ReviewData | null };
   'review.start': JobInfo;

@@ -4,6 +4,7 @@
 import type { ImportSummary, FeatureSummary } from './domain.ts';
 import type { ErrorData } from './errors.ts';
 import type { Request } from './requests.ts';
+import type { TrainMeasurement } from './train-estimate.ts';
 import type {
   ClassifySummary,
   CurveResult,
@@ -27,6 +28,7 @@ export const JOB_KINDS = [
   'report',
   'export',
   'audit-export',
+  'train-estimate',
 ] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
@@ -46,6 +48,7 @@ export interface JobResults {
   report: ReportResult;
   export: ExportSummary;
   'audit-export': { out: string; entries: number };
+  'train-estimate': TrainMeasurement;
 }
 
 export type JobRequests = { [K in JobKind]: Request<K> };

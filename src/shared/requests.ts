@@ -109,6 +109,13 @@ export const REQUESTS = {
   ]),
   export: z.strictObject({ modelId: recordIdSchema, out: pathSchema }),
   'audit-export': z.strictObject({ out: pathSchema }),
+  /** Measure one training step and one batch of the frozen layers: the run's duration before it starts. */
+  'train-estimate': z.strictObject({
+    strategy: z.enum(FINETUNE_STRATEGIES),
+    backbone: backboneIdSchema,
+    device: z.enum(DEVICES).optional(),
+    adaptBatchNorm: z.boolean().optional(),
+  }),
 } as const;
 
 export type RequestKind = keyof typeof REQUESTS;

@@ -152,6 +152,16 @@ test(
     await page.getByTestId('nav-train').click();
     await page.getByTestId('strategy-last-stage').check();
     await page.getByTestId('train-epochs').fill('40');
+    // Before it starts: what it trains, on which device, and how long it will take, from a measured step.
+    await page
+      .getByTestId('train-estimate')
+      .getByText(/about \d+ (s|min|h) for 40 epochs/)
+      .waitFor({ timeout: 120_000 });
+    assert.match(
+      await page.getByTestId('train-estimate').innerText(),
+      /Trains (layer4|fire9|block 16) of \S+ on CPU: about \d+ (s|min|h) for 40 epochs \(\d+ steps of \d+\.\d+ s measured here/,
+    );
+    await shot('4a-train-estimate');
     await page.getByTestId('start-training').click();
     const training = page.locator('[data-testid="job-progress"][data-status="running"]');
     await training.getByText(/training: \d+\/\d+/).waitFor({ timeout: 120_000 });

@@ -8,6 +8,7 @@ import { loadDataset } from '../../src/main/engine/classify/dataset.ts';
 import { Backbone } from '../../src/main/engine/backbones/backbone.ts';
 import { evaluate } from '../../src/main/engine/evaluate/evaluate.ts';
 import { balancedOrder, finetune, type TrainingImage } from '../../src/main/engine/finetune/finetune.ts';
+import { finetuneTfjs } from '../../src/main/engine/finetune/finetune-tfjs.ts';
 import { OnnxClassifier } from '../../src/main/engine/onnx/onnx-classifier.ts';
 import { buildTail, lastStageCut } from '../../src/main/engine/finetune/tail-graph.ts';
 import { evaluateFinetune } from '../../src/main/engine/finetune/train-finetune.ts';
@@ -206,7 +207,7 @@ after(async () => {
 });
 
 test(
-  'BCCD 3-way 10-shot with SqueezeNet: last-stage ≥ linear − 1 point over 5 seeded episodes',
+  'BCCD 3-way 10-shot with SqueezeNet: last-stage ≥ linear − 1 point over 5 seeded episodes, and within 1 point of the TF.js engine',
   { skip: needsShared, timeout: 300_000 },
   async () => {
     project = Project.create(path.join(tmpDir(), 'ft.fsl'));
@@ -225,6 +226,18 @@ test(
     assert.ok(
       lastStage.accuracy.mean >= linear.accuracy.mean - 0.01,
       `last-stage ${lastStage.accuracy.mean} vs linear ${linear.accuracy.mean}`,
+    );
+    // The same episodes, seeds and settings through the TensorFlow.js engine (the oracle).
+    const oracle = await evaluateFinetune(
+      project,
+      entry,
+      protocol,
+      { strategy: 'last-stage', seed: 1, augment: DEFAULT_AUGMENT },
+      finetuneTfjs,
+    );
+    assert.ok(
+      Math.abs(lastStage.accuracy.mean - oracle.accuracy.mean) <= 0.01,
+      `ONNX Runtime ${lastStage.accuracy.mean} vs TF.js ${oracle.accuracy.mean}`,
     );
   },
 );

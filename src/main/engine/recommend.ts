@@ -63,6 +63,15 @@ export function recommend(imagesPerClass: number[], backbones: BackboneInfo[]): 
           : 'Needs a ResNet18, SqueezeNet or MobileNetV2 backbone.',
       },
       {
+        strategy: 'last-two-stages',
+        label:
+          'Partial unfreeze (last two stages: ResNet18 layer3 + layer4, SqueezeNet fire8–9, MobileNetV2 blocks 13–16)',
+        available: partial,
+        note: partial
+          ? 'The tutorials\' "unfreeze the last two residual blocks": more of the network adapts; needs more images than the last stage alone.'
+          : 'Needs a ResNet18, SqueezeNet or MobileNetV2 backbone.',
+      },
+      {
         strategy: 'full',
         label: 'Full fine-tune',
         available: true,

@@ -12,6 +12,8 @@ export interface ProgressUpdate {
   total: number;
   message?: string;
   metrics?: { loss?: number };
+  /** The whole run's work in units (several phases together), when the use case can say: the ETA's basis. */
+  overall?: { done: number; total: number };
 }
 
 export interface UseCaseContext {

@@ -8,10 +8,12 @@ import {
   isFinetuneRequest,
   type FinetuneSettings,
   type FrozenTrainRequest,
+  type Request,
   type TrainRequest,
 } from '../../shared/requests.ts';
 import type { ModelRecord, TrainResult } from '../../shared/results.ts';
 import type { FinetuneStrategy } from '../../shared/strategies.ts';
+import type { TrainMeasurement } from '../../shared/train-estimate.ts';
 import { listBackbones, resolveBackbone } from '../engine/backbones/registry.ts';
 import type { FinetuneRunOptions } from '../engine/finetune/train-finetune.ts';
 import { recommend } from '../engine/recommend.ts';
@@ -31,6 +33,24 @@ export function checkTrainRequest(project: Project, req: { backbone: string }): 
   const classes = project.images.classes().filter((c) => c.images - c.excluded > 0);
   if (classes.length < 2)
     throw new FewShotError('INVALID_INPUT', 'The project needs labelled images in at least two classes.');
+}
+
+/** One step and one batch of the frozen layers measured, for the Train screen's duration estimate. */
+export function estimateTraining(
+  project: Project,
+  req: Request<'train-estimate'>,
+  ctx: UseCaseContext = {},
+): Promise<TrainMeasurement> {
+  return runJob(project, 'train-estimate', req, ctx, async () => {
+    const { measureFinetune } = await import('../engine/finetune/estimate.ts');
+    ctx.progress?.({ phase: 'measuring a training step', done: 0, total: 1 });
+    return measureFinetune(project, resolveBackbone(req.backbone), {
+      strategy: req.strategy,
+      ...(req.device ? { device: req.device } : {}),
+      ...(req.adaptBatchNorm ? { adaptBatchNorm: true } : {}),
+      ...signalOf(ctx),
+    });
+  });
 }
 
 /** The fine-tuning engine's options from the request's settings (the head's rate; the backbone's ÷10). */
@@ -58,6 +78,7 @@ export function finetuneOptions(
         total: e.total,
         ...(e.message ? { message: e.message } : {}),
         ...(e.loss !== undefined ? { metrics: { loss: e.loss } } : {}),
+        ...(e.overall ? { overall: e.overall } : {}),
       }),
   };
 }

@@ -16,7 +16,7 @@ import { classifierGraph } from '../classify/classifier-graph.ts';
 import { fitLinear, type LinearHead } from '../classify/heads.ts';
 import { cutAt, findFeatureTensor } from '../onnx/graph.ts';
 import { encodeModel, floatTensor, type OnnxModel } from '../onnx/model.ts';
-import { defaultThreads, QueuedSession, ort } from '../onnx/session.ts';
+import { defaultThreads, deviceLabel, QueuedSession, ort, type Placement } from '../onnx/session.ts';
 import { Rng } from '../random.ts';
 import { balancedOrder, prefixInputs, type CachedInput, type TrainingImage } from './prefix.ts';
 import { stageCut } from './stages.ts';
@@ -73,6 +73,10 @@ export interface FinetuneResult {
   /** What ran the training steps, e.g. "onnxruntime-node 1.30.0, cpu, 2 threads". */
   runtime: string;
   providers: string[];
+  /** The device in words ("CPU", "WebGPU", "CPU (GPU asked for: …)") and where the step graph's nodes ran. */
+  device: string;
+  deviceNote: string | null;
+  placement: Placement | null;
   history: { epoch: number; loss: number; validationAccuracy?: number }[];
   bestEpoch: number;
   temperature: number;
@@ -245,7 +249,11 @@ export async function finetune(
   probeGraphs = null;
   const probe = fitLinear({ x: initial, y: labels, classes }, { seed });
   const graphs = buildTrainGraphs({ ...spec, centre: Float32Array.from(probe.centre) });
-  const stepSession = await QueuedSession.create(encodeModel(graphs.step), session);
+  const stepSession = await QueuedSession.create(encodeModel(graphs.step), {
+    ...session,
+    recordPlacement: true,
+    memoryPattern: false,
+  });
   const evalSession = await QueuedSession.create(encodeModel(graphs.evaluate), session);
 
   let weights: Tensors = new Map();
@@ -439,11 +447,15 @@ export async function finetune(
       hash.update(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
     }
     const tailSeconds = (performance.now() - tailStart) / 1000;
+    const placed = step > startEpoch * stepsPerEpoch ? await stepSession.placement().catch(() => null) : null;
     return {
       onnx,
       classes,
       runtime: `onnxruntime-node ${ort.env.versions.common}, ${stepSession.providers[0]}, ${threads} threads`,
       providers: [...stepSession.providers],
+      device: deviceLabel(stepSession.device),
+      deviceNote: stepSession.device.note,
+      placement: placed,
       history,
       bestEpoch: best?.epoch ?? epochs,
       temperature,

@@ -38,44 +38,51 @@ export async function prefixInputs(
   const session = isInput ? null : await QueuedSession.create(encodeModel(cutAt(model, cut)), sessionOptions);
   const size = tensorSize(entry.input);
   const out: CachedInput[][] = images.map(() => []);
+  const { height: H, width: W } = entry.input;
+  const batches: { v: number; start: number }[] = [];
+  for (let v = 0; v < views; v++)
+    for (let start = 0; start < images.length; start += 16) batches.push({ v, start });
+  // Decoding and augmenting the next batch overlaps the runtime's work on this one.
+  const prepare = async ({ v, start }: { v: number; start: number }): Promise<Float32Array> => {
+    const batch = images.slice(start, start + 16);
+    const tensor = new Float32Array(batch.length * size);
+    await Promise.all(
+      batch.map(async (img, k) => {
+        const bytes = await img.bytes();
+        const rgb =
+          v === 0
+            ? await evalCrop(bytes, entry.input)
+            : (await augmentImage(bytes, spec, seed * 1_000_003 + (start + k) * 131 + v, entry.input)).image;
+        normalizeInto(rgb, entry.input, tensor, k);
+      }),
+    );
+    return tensor;
+  };
+  let next: Promise<Float32Array> | null = batches[0] ? prepare(batches[0]) : null;
   try {
-    for (let v = 0; v < views; v++) {
-      for (let start = 0; start < images.length; start += 16) {
-        if (signal?.aborted) throw new FewShotError('CANCELLED', 'Training cancelled.');
-        const batch = images.slice(start, start + 16);
-        const tensor = new Float32Array(batch.length * size);
-        await Promise.all(
-          batch.map(async (img, k) => {
-            const bytes = await img.bytes();
-            const rgb =
-              v === 0
-                ? await evalCrop(bytes, entry.input)
-                : (await augmentImage(bytes, spec, seed * 1_000_003 + (start + k) * 131 + v, entry.input))
-                    .image;
-            normalizeInto(rgb, entry.input, tensor, k);
-          }),
-        );
-        const { height: H, width: W } = entry.input;
-        if (!session) {
-          batch.forEach((_, k) =>
-            out[start + k]?.push({ data: tensor.slice(k * size, (k + 1) * size), shape: [3, H, W] }),
-          );
-          onBatch?.(batch.length);
-          continue;
-        }
-        const res = await session.run({
-          [entry.input.name]: new ort.Tensor('float32', tensor, [batch.length, 3, H, W]),
-        });
-        const t = res[cut] as ort.Tensor;
-        const per = (t.data as Float32Array).length / batch.length;
-        batch.forEach((_, k) =>
-          out[start + k]?.push({
-            data: (t.data as Float32Array).slice(k * per, (k + 1) * per),
-            shape: t.dims.slice(1),
-          }),
-        );
-        onBatch?.(batch.length);
+    for (let i = 0; i < batches.length; i++) {
+      if (signal?.aborted) throw new FewShotError('CANCELLED', 'Training cancelled.');
+      const { start } = batches[i] as { v: number; start: number };
+      const n = Math.min(16, images.length - start);
+      const tensor = await (next as Promise<Float32Array>);
+      const following = batches[i + 1];
+      next = following ? prepare(following) : null;
+      next?.catch(() => undefined); // awaited (and thrown) on the next turn
+      if (!session) {
+        for (let k = 0; k < n; k++)
+          out[start + k]?.push({ data: tensor.slice(k * size, (k + 1) * size), shape: [3, H, W] });
+        onBatch?.(n);
+        continue;
       }
+      const res = await session.run({ [entry.input.name]: new ort.Tensor('float32', tensor, [n, 3, H, W]) });
+      const t = res[cut] as ort.Tensor;
+      const per = (t.data as Float32Array).length / n;
+      for (let k = 0; k < n; k++)
+        out[start + k]?.push({
+          data: (t.data as Float32Array).slice(k * per, (k + 1) * per),
+          shape: t.dims.slice(1),
+        });
+      onBatch?.(n);
     }
   } finally {
     await session?.release();

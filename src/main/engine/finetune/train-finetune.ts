@@ -16,6 +16,10 @@ import { holdout } from '../evaluate/splits.ts';
 import { embedAll } from '../features/pipeline.ts';
 import { windowed } from '../image/windowing.ts';
 import { softwareVersions } from '../versions.ts';
+import { backboneGraph } from '../backbones/backbone.ts';
+import { findFeatureTensor } from '../onnx/graph.ts';
+import { stageCut } from './stages.ts';
+import { stageMacs } from './train-graph.ts';
 import { finetune, type FinetuneOptions, type FinetuneStrategy, type TrainingImage } from './finetune.ts';
 import { OnnxClassifier } from '../onnx/onnx-classifier.ts';
 
@@ -102,7 +106,15 @@ export interface FinetuneRunOptions extends Omit<FinetuneOptions, 'onProgress' |
   strategy: FinetuneStrategy;
   /** The job's row, created by the caller; without one the run records its own. */
   jobId?: string;
-  onProgress?: (p: { phase: string; done: number; total: number; loss?: number; message?: string }) => void;
+  onProgress?: (p: {
+    phase: string;
+    done: number;
+    total: number;
+    loss?: number;
+    message?: string;
+    /** The whole run (folds choosing the epochs, caching, steps) in units of work. */
+    overall?: { done: number; total: number };
+  }) => void;
 }
 
 export async function evaluateFinetune(
@@ -110,6 +122,13 @@ export async function evaluateFinetune(
   entry: ResolvedBackbone,
   protocol: Protocol,
   options: FinetuneRunOptions & { groupAware?: boolean },
+  /** What fine-tunes each split: the ONNX Runtime engine; tests pass the TensorFlow.js oracle here. */
+  trainer: (
+    entry: ResolvedBackbone,
+    classes: string[],
+    train: TrainingImage[],
+    options: FinetuneOptions,
+  ) => Promise<{ onnx: Uint8Array }> = finetune,
 ): Promise<EvaluationResult> {
   const data = finetuneData(project);
   const seed = options.seed ?? 0;
@@ -121,7 +140,7 @@ export async function evaluateFinetune(
     const sub = sp.classes ?? data.classes.map((_, c) => c);
     const classMap = new Map(sub.map((c, i) => [c, i]));
     const { onProgress: _progress, groupAware: _groups, ...ftOptions } = options;
-    const r = await finetune(
+    const r = await trainer(
       entry,
       sub.map((c) => data.classes[c] as string),
       trainingImages(project, data, sp.train, classMap),
@@ -138,6 +157,102 @@ export async function evaluateFinetune(
 }
 
 /**
+ * The whole run's work in one count, so the ETA covers every phase: an image-view through the frozen
+ * layers and an image through a training step weighted by their multiply–accumulates (decoding counts
+ * as a tenth of a forward pass at least).
+ */
+export class RunMeter {
+  private base = 0;
+  total = 0;
+  private readonly prefixUnit: number;
+  private readonly stepUnit: number;
+  constructor(
+    entry: ResolvedBackbone,
+    strategy: FinetuneRunOptions['strategy'],
+    private readonly report?: FinetuneRunOptions['onProgress'],
+  ) {
+    const model = backboneGraph(entry);
+    const features = entry.output.name ?? findFeatureTensor(model);
+    const macs = stageMacs(model, features, stageCut(model, entry.architecture, strategy), [
+      3,
+      entry.input.height,
+      entry.input.width,
+    ]);
+    this.prefixUnit = Math.max(0.1, (macs.total - macs.tail) / macs.total);
+    this.stepUnit = (3 * macs.tail) / macs.total;
+  }
+
+  private units(
+    r: { train: number; validation: number; perEpoch: number; epochs: number },
+    views: number,
+  ): number {
+    return (r.train * views + r.validation) * this.prefixUnit + r.epochs * r.perEpoch * this.stepUnit;
+  }
+
+  private planned: { train: number; validation: number; perEpoch: number; epochs: number }[] = [];
+
+  /** The runs to come, in order: their sum is the whole run's work. */
+  plan(runs: { train: number; validation: number; perEpoch: number; epochs: number }[], views = 4): void {
+    this.planned = runs;
+    this.base = 0;
+    this.total = runs.reduce((s, r) => s + this.units(r, views), 0);
+  }
+
+  /** The last planned run changed (its epochs chosen by the folds before it). */
+  replanLast(run: { train: number; validation: number; perEpoch: number; epochs: number }, views = 4): void {
+    const last = this.planned[this.planned.length - 1];
+    if (last) this.total += this.units(run, views) - this.units(last, views);
+    this.planned[this.planned.length - 1] = run;
+  }
+
+  /** Starts one fine-tuning of `train` images (+ `validation`), and returns the options that report it. */
+  run(
+    train: number,
+    validation: number,
+    perEpoch: number,
+    options: FinetuneRunOptions,
+    phase: (p: { epoch: number; epochs: number }) => { phase: string; message: string },
+  ): Required<Pick<FinetuneOptions, 'onPrefixProgress' | 'onProgress'>> {
+    const views = options.views ?? 4;
+    const epochs = options.epochs ?? 10;
+    const prefix = (train * views + validation) * this.prefixUnit;
+    const base = this.base;
+    this.base += prefix + epochs * perEpoch * this.stepUnit;
+    this.total = Math.max(this.total, this.base); // a run not planned still moves the count forward
+    const batch = options.batchSize ?? 16;
+    return {
+      onPrefixProgress: (done, total) =>
+        this.report?.({
+          phase: 'caching the frozen layers',
+          done,
+          total,
+          overall: { done: base + done * this.prefixUnit, total: this.total },
+        }),
+      onProgress: (p) => {
+        const d = phase(p);
+        this.report?.({
+          ...d,
+          done: p.step,
+          total: p.steps,
+          loss: p.loss,
+          overall: {
+            done: base + prefix + Math.min(p.step * batch, epochs * perEpoch) * this.stepUnit,
+            total: this.total,
+          },
+        });
+      },
+    };
+  }
+}
+
+/** Images one epoch's balanced order holds: the largest class's count, for every class. */
+function perEpoch(y: number[], idx: number[], classes: number): number {
+  const counts = new Array<number>(classes).fill(0);
+  for (const i of idx) counts[y[i] as number] = (counts[y[i] as number] ?? 0) + 1;
+  return Math.max(...counts) * counts.filter((c) => c > 0).length;
+}
+
+/**
  * With too few images to hold a validation split out, the epoch count is chosen by 3-fold
  * cross-validation (groups kept whole): the epoch with the best mean held-out accuracy.
  */
@@ -146,15 +261,10 @@ async function crossValidatedEpochs(
   entry: ResolvedBackbone,
   data: FinetuneData,
   options: FinetuneRunOptions,
+  meter: RunMeter,
+  splits: ReturnType<typeof planSplits>['splits'],
 ): Promise<number> {
   const max = options.epochs ?? 10;
-  const { splits } = planSplits(
-    data.y,
-    data.groups,
-    data.classes.length,
-    { kind: 'kfold', folds: 3 },
-    options.seed ?? 0,
-  );
   const sums = new Array<number>(max).fill(0);
   const identity = new Map(data.classes.map((_, c) => [c, c]));
   const { onProgress: _p, ...ft } = options;
@@ -163,11 +273,24 @@ async function crossValidatedEpochs(
       entry,
       data.classes,
       trainingImages(project, data, sp.train, identity),
-      { ...ft, epochs: max, seed: sp.seed },
+      {
+        ...ft,
+        epochs: max,
+        seed: sp.seed,
+        ...meter.run(
+          sp.train.length,
+          sp.test.length,
+          perEpoch(data.y, sp.train, data.classes.length),
+          { ...options, epochs: max },
+          (p) => ({
+            phase: 'choosing the number of epochs',
+            message: `fold ${k + 1}/${splits.length}, epoch ${p.epoch}/${p.epochs}`,
+          }),
+        ),
+      },
       trainingImages(project, data, sp.test, identity),
     );
     r.history.forEach((h, e) => (sums[e] = (sums[e] as number) + (h.validationAccuracy ?? 0)));
-    options.onProgress?.({ phase: 'choosing the number of epochs', done: k + 1, total: splits.length });
   }
   let best = 0;
   sums.forEach((v, e) => {
@@ -197,8 +320,32 @@ export async function trainFinetuneModel(
         : { train: all, test: [] as number[] };
     const identity = new Map(data.classes.map((_, c) => [c, c]));
     let epochsChosenBy = split.test.length ? 'early stopping on a validation split' : 'fixed';
+    const meter = new RunMeter(entry, options.strategy, options.onProgress);
     if (!split.test.length && Math.min(...counts) >= 3) {
-      const epochs = await crossValidatedEpochs(project, entry, data, options);
+      const { splits } = planSplits(
+        data.y,
+        data.groups,
+        data.classes.length,
+        { kind: 'kfold', folds: 3 },
+        seed,
+      );
+      // The whole run is planned before it starts: three folds, then the final fit (at most epochs).
+      const epochsMax = options.epochs ?? 10;
+      meter.plan([
+        ...splits.map((sp) => ({
+          train: sp.train.length,
+          validation: sp.test.length,
+          perEpoch: perEpoch(data.y, sp.train, data.classes.length),
+          epochs: epochsMax,
+        })),
+        {
+          train: split.train.length,
+          validation: 0,
+          perEpoch: perEpoch(data.y, split.train, data.classes.length),
+          epochs: epochsMax,
+        },
+      ]);
+      const epochs = await crossValidatedEpochs(project, entry, data, options, meter, splits);
       epochsChosenBy = `3-fold cross-validation (best of 1–${options.epochs ?? 10})`;
       options = { ...options, epochs };
     }
@@ -218,23 +365,25 @@ export async function trainFinetuneModel(
       )
       .digest('hex');
     const resumedFrom = project.checkpoint(key)?.epoch ?? 0;
+    const finalRun = {
+      train: split.train.length,
+      validation: split.test.length,
+      perEpoch: perEpoch(data.y, split.train, data.classes.length),
+      epochs: options.epochs ?? 10,
+    };
+    if (epochsChosenBy.startsWith('3-fold')) meter.replanLast(finalRun);
+    else meter.plan([finalRun]);
     const result = await finetune(
       entry,
       data.classes,
       trainingImages(project, data, split.train, identity),
       {
         ...options,
-        onPrefixProgress: (done, total) =>
-          options.onProgress?.({ phase: 'caching the frozen layers', done, total }),
-        onProgress: (p) =>
-          // One phase over every step, so the ETA covers the whole run rather than restarting each epoch.
-          options.onProgress?.({
-            phase: 'training',
-            message: `epoch ${p.epoch}/${p.epochs}`,
-            done: p.step,
-            total: p.steps,
-            loss: p.loss,
-          }),
+        // One count over every step (and the caching and folds before them): the ETA covers the whole run.
+        ...meter.run(finalRun.train, finalRun.validation, finalRun.perEpoch, options, (p) => ({
+          phase: 'training',
+          message: `epoch ${p.epoch}/${p.epochs}`,
+        })),
         checkpoint: {
           load: () => project.checkpoint(key)?.state ?? null,
           save: (epoch, state) => project.saveCheckpoint(key, epoch, state),
@@ -284,6 +433,18 @@ export async function trainFinetuneModel(
       history: result.history,
       backend: `${result.runtime} (training steps, frozen prefix and inference)`,
       providers: result.providers,
+      device: result.device,
+      ...(result.deviceNote ? { deviceNote: result.deviceNote } : {}),
+      ...(result.placement
+        ? {
+            placement: {
+              provider: result.placement.provider,
+              nodes: result.placement.nodes,
+              cpuNodes: result.placement.cpuNodes,
+              cpuOps: result.placement.cpuOps,
+            },
+          }
+        : {}),
       steps: result.steps,
       trainable: result.trainable.length,
       weightsSha256: result.weightsSha256,

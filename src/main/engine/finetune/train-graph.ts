@@ -57,6 +57,7 @@ export interface TrainGraphs {
   forwardMacs: number;
 }
 
+/** Per-step scalar inputs; `bc1` and `bc2` are Adam's bias corrections 1 / (1 − βᵗ), multiplied in. */
 export const STEP_SCALARS = ['lrHead', 'lrBackbone', 'weightDecay', 'clipNorm', 'bc1', 'bc2'] as const;
 export const HEAD_WEIGHT = 'head.weight';
 export const HEAD_BIAS = 'head.bias';
@@ -138,6 +139,7 @@ interface Analysed {
   windows: Map<OnnxNode, Window>;
   inits: Map<string, OnnxTensor>;
   forwardMacs: number;
+  nodeMacs: Map<OnnxNode, number>;
 }
 
 /** Static shapes (without the batch) of every tail tensor, and each conv's and pool's explicit window. */
@@ -147,6 +149,7 @@ function analyse(spec: TrainGraphSpec): Analysed {
   const shapes = new Map<string, number[]>([[spec.cut, spec.inputShape]]);
   const windows = new Map<OnnxNode, Window>();
   let macs = 0;
+  const nodeMacs = new Map<OnnxNode, number>();
   for (const n of nodes) {
     if (!SUPPORTED.has(n.opType)) throw unsupported(n, 'this operation has no training rule');
     const x = shapes.get(n.inputs[0] as string);
@@ -168,7 +171,9 @@ function analyse(spec: TrainGraphSpec): Analysed {
           spatialOut(h, kh, win.strides[0], win.dilations[0], win.pads[0], win.pads[2], false),
           spatialOut(w, kw, win.strides[1], win.dilations[1], win.pads[1], win.pads[3], false),
         ];
-        macs += (out[0] as number) * (out[1] as number) * (out[2] as number) * ipg * kh * kw;
+        const m = (out[0] as number) * (out[1] as number) * (out[2] as number) * ipg * kh * kw;
+        nodeMacs.set(n, m);
+        macs += m;
         break;
       }
       case 'MaxPool':
@@ -216,7 +221,22 @@ function analyse(spec: TrainGraphSpec): Analysed {
     }
     shapes.set(n.outputs[0] as string, out);
   }
-  return { nodes, shapes, windows, inits, forwardMacs: macs };
+  return { nodes, shapes, windows, inits, forwardMacs: macs, nodeMacs };
+}
+
+/** Multiply–accumulates of one image through the whole backbone and through the part after `cut`. */
+export function stageMacs(
+  model: OnnxModel,
+  features: string,
+  cut: string,
+  imageShape: number[],
+): { total: number; tail: number } {
+  const input = model.graph.inputs[0]?.name as string;
+  const a = analyse({ model, cut: input, features, inputShape: imageShape, classes: 2, optimizer: 'sgd' });
+  const tail = new Set(tailNodes(model, cut, features));
+  let t = 0;
+  for (const [n, m] of a.nodeMacs) if (tail.has(n)) t += m;
+  return { total: a.forwardMacs, tail: t };
 }
 
 function constantScalar(inits: Map<string, OnnxTensor>, name: string | undefined, fallback: number): number {
@@ -322,6 +342,20 @@ function emit(
     switch (n.opType) {
       case 'Conv': {
         const win = a.windows.get(n) as Window;
+        if (training && batchGemm(n, win, a.shapes.get(y) as number[])) {
+          // Small maps (ResNet's layer3 and layer4): the patches of the whole batch times the weights in one
+          // matrix product, faster than the runtime's per-image products there; the patches are kept for
+          // the weight gradient.
+          const [cout, ho, wo] = a.shapes.get(y) as [number, number, number];
+          const patches = im2col(b, x, a.shapes.get(x) as number[], [cout, ho, wo], win);
+          const wr = b.op('Reshape', [n.inputs[1] as string, b.ints([cout, -1])]);
+          const out = b.op('Reshape', [b.op('MatMul', [wr, patches]), b.ints([cout, -1, ho, wo])]);
+          const nchwOut = b.op('Transpose', [out], { perm: [1, 0, 2, 3] });
+          if (n.inputs[2]) b.named('Add', [nchwOut, toChannel(n.inputs[2])], [y]);
+          else b.named('Identity', [nchwOut], [y]);
+          saved.set(n, { patches });
+          break;
+        }
         b.named('Conv', n.inputs.filter(Boolean), [y], {
           kernel_shape: win.kernel,
           strides: win.strides,
@@ -453,7 +487,17 @@ function emit(
     const needX = requires.has(x);
     switch (n.opType) {
       case 'Conv':
-        convBackward(b, n, a.windows.get(n) as Window, shapeOf(x), shapeOf(y), gy, needX, addGrad);
+        convBackward(
+          b,
+          n,
+          a.windows.get(n) as Window,
+          shapeOf(x),
+          shapeOf(y),
+          gy,
+          needX,
+          addGrad,
+          saved.get(n)?.patches,
+        );
         break;
       case 'BatchNormalization': {
         const [, scale, bias, mean, variance] = n.inputs as [string, string, string, string, string];
@@ -586,30 +630,39 @@ function emit(
     head: b.op('Sub', [one, b.op('Mul', ['lrHead', 'weightDecay'])]),
     backbone: b.op('Sub', [one, b.op('Mul', ['lrBackbone', 'weightDecay'])]),
   };
+  // Per-step scalars folded once, so each weight tensor sees as few passes as possible: the clip scale
+  // goes into the moments' coefficients, Adam's bias corrections into the step size and epsilon
+  // (lr·bc1·m / (√(bc2·v) + ε) = (lr·bc1/√bc2) · m / (√v + ε/√bc2)).
+  const sqrtBc2 = b.op('Sqrt', ['bc2']);
+  const epsHat = b.op('Div', [b.scalar(ADAM.epsilon), sqrtBc2]);
+  const stepSize = {
+    head: b.op('Div', [b.op('Mul', ['lrHead', 'bc1']), sqrtBc2]),
+    backbone: b.op('Div', [b.op('Mul', ['lrBackbone', 'bc1']), sqrtBc2]),
+  };
+  const gCoef = b.op('Mul', [clipScale, b.scalar(1 - ADAM.beta1)]);
+  const g2Coef = b.op('Mul', [b.op('Mul', [clipScale, clipScale]), b.scalar(1 - ADAM.beta2)]);
   for (const prm of params) {
-    const gp = b.op('Mul', [g.get(prm.name) as string, clipScale]);
-    const lr = prm.role === 'head' ? 'lrHead' : 'lrBackbone';
+    const grad = g.get(prm.name) as string;
     const decayed = prm.decay ? b.op('Mul', [prm.name, decayFactor[prm.role]]) : prm.name;
     let update: string;
     if (spec.optimizer === 'adam') {
       const m = b.op('Add', [
         b.op('Mul', [`m.${prm.name}`, b.scalar(ADAM.beta1)]),
-        b.op('Mul', [gp, b.scalar(1 - ADAM.beta1)]),
+        b.op('Mul', [grad, gCoef]),
       ]);
       const v = b.op('Add', [
         b.op('Mul', [`v.${prm.name}`, b.scalar(ADAM.beta2)]),
-        b.op('Mul', [b.op('Mul', [gp, gp]), b.scalar(1 - ADAM.beta2)]),
+        b.op('Mul', [b.op('Mul', [grad, grad]), g2Coef]),
       ]);
-      const mh = b.op('Mul', [m, 'bc1']);
-      const vh = b.op('Mul', [v, 'bc2']);
-      update = b.op('Mul', [
-        b.op('Div', [mh, b.op('Add', [b.op('Sqrt', [vh]), b.scalar(ADAM.epsilon)])]),
-        lr,
-      ]);
+      update = b.op('Mul', [b.op('Div', [m, b.op('Add', [b.op('Sqrt', [v]), epsHat])]), stepSize[prm.role]]);
       b.output(m, `next.m.${prm.name}`, prm.dims);
       b.output(v, `next.v.${prm.name}`, prm.dims);
     } else {
-      const m = b.op('Add', [b.op('Mul', [`m.${prm.name}`, b.scalar(spec.momentum ?? 0.9)]), gp]);
+      const lr = prm.role === 'head' ? 'lrHead' : 'lrBackbone';
+      const m = b.op('Add', [
+        b.op('Mul', [`m.${prm.name}`, b.scalar(spec.momentum ?? 0.9)]),
+        b.op('Mul', [grad, clipScale]),
+      ]);
       update = b.op('Mul', [m, lr]);
       b.output(m, `next.m.${prm.name}`, prm.dims);
     }
@@ -628,6 +681,7 @@ function convBackward(
   gy: string,
   needX: boolean,
   addGrad: (t: string, g: string) => void,
+  savedPatches?: string,
 ): void {
   const [x, weight, bias] = n.inputs as [string, string, string | undefined];
   const [cin, h, w] = xShape as [number, number, number];
@@ -660,23 +714,38 @@ function convBackward(
   } else if (group === 1) {
     // The correlation of the input with the output gradient: a convolution over the batch axis, whose
     // stride is the forward dilation and whose dilation is the forward stride.
-    // The input is trimmed (or padded) to exactly the rows and columns the kernel taps reach, so the
-    // result is the kernel's size with nothing computed and thrown away.
-    const rows = (kh - 1) * dh + sh * (ho - 1) + 1 - pt;
-    const cols = (kw - 1) * dw + sw * (wo - 1) + 1 - pl;
-    const trimmed =
-      rows < h || cols < w
-        ? b.op('Slice', [x, b.ints([0, 0]), b.ints([Math.min(rows, h), Math.min(cols, w)]), b.ints([2, 3])])
-        : x;
-    const xt = b.op('Transpose', [trimmed], { perm: [1, 0, 2, 3] });
-    const gt = b.op('Transpose', [gy], { perm: [1, 0, 2, 3] });
-    const r = b.op('Conv', [xt, gt], {
-      kernel_shape: [ho, wo],
-      pads: [pt, pl, Math.max(0, rows - h), Math.max(0, cols - w)],
-      strides: [dh, dw],
-      dilations: [sh, sw],
-    });
-    addGrad(weight, b.op('Transpose', [r], { perm: [1, 0, 2, 3] }));
+    // One large matrix product over the whole batch: dY as [O, N·Ho·Wo] times the input's patches as
+    // [N·Ho·Wo, I·kh·kw], the patches gathered by one strided slice per kernel tap. (The correlation
+    // written as a convolution over the batch axis runs as many thin products and reaches a third of
+    // the machine's rate; this reaches the rate of a forward convolution.)
+    if (savedPatches || ho * wo <= 196) {
+      const patches = savedPatches ?? im2col(b, x, xShape, yShape, win);
+      const rows = b.op('Reshape', [b.op('Transpose', [gy], { perm: [1, 0, 2, 3] }), b.ints([cout, -1])]);
+      addGrad(
+        weight,
+        b.op('Reshape', [b.op('Gemm', [rows, patches], { transB: 1 }), b.ints([cout, cin, kh, kw])]),
+      );
+    } else {
+      // Large maps: the runtime gathers the patches itself (a grouped convolution with one-hot kernels),
+      // then one product per image, [I·k², Ho·Wo] × [Ho·Wo, O], summed over the batch.
+      const k2 = kh * kw;
+      const onehot = new Float32Array(cin * k2 * k2);
+      for (let i = 0; i < cin; i++) for (let t = 0; t < k2; t++) onehot[(i * k2 + t) * k2 + t] = 1;
+      const patches = b.op('Conv', [x, b.floats(onehot, [cin * k2, 1, kh, kw])], {
+        kernel_shape: [kh, kw],
+        strides: [sh, sw],
+        dilations: [dh, dw],
+        pads: [pt, pl, pb, pr],
+        group: cin,
+      });
+      const p3 = b.op('Reshape', [patches, b.ints([0, cin * k2, ho * wo])]);
+      const dyT = b.op('Transpose', [b.op('Reshape', [gy, b.ints([0, cout, ho * wo])])], { perm: [0, 2, 1] });
+      const dwT = b.op('ReduceSum', [b.op('MatMul', [p3, dyT]), b.ints([0])], { keepdims: 0 }); // [I·k², O]
+      addGrad(
+        weight,
+        b.op('Reshape', [b.op('Transpose', [dwT], { perm: [1, 0] }), b.ints([cout, cin, kh, kw])]),
+      );
+    }
   } else {
     // Depthwise: one strided window of the padded input per kernel tap, times the output gradient.
     const padded = pt + pl + pb + pr > 0 ? b.op('Pad', [x, b.ints([0, 0, pt, pl, 0, 0, pb, pr])]) : x;
@@ -704,6 +773,27 @@ function convBackward(
   }
 
   if (!needX) return;
+  if (batchGemm(n, win, yShape) && sh === 1 && sw === 1) {
+    // Small maps: the patches' gradient as one product (Wᵀ · dY), then each kernel tap's share padded
+    // back into place and summed (col2im).
+    const dy = b.op('Reshape', [b.op('Transpose', [gy], { perm: [1, 0, 2, 3] }), b.ints([cout, -1])]);
+    const wr = b.op('Reshape', [weight, b.ints([cout, -1])]);
+    const dp = b.op('Reshape', [b.op('Gemm', [wr, dy], { transA: 1 }), b.ints([cin, kh * kw, -1, ho, wo])]);
+    const taps = b.node('Split', [dp, b.ints(new Array<number>(kh * kw).fill(1))], { axis: 1 }, kh * kw);
+    const hp = h + pt + pb;
+    const wp = w + pl + pr;
+    const placed = taps.map((t, k) => {
+      const i = Math.floor(k / kw);
+      const j = k % kw;
+      const tap = b.op('Squeeze', [t, b.ints([1])]); // [I, N, Ho, Wo]
+      return b.op('Pad', [tap, b.ints([0, 0, i * dh, j * dw, 0, 0, hp - i * dh - ho, wp - j * dw - wo])]);
+    });
+    let dxp = b.op('Sum', placed);
+    if (pt + pl + pb + pr > 0)
+      dxp = b.op('Slice', [dxp, b.ints([pt, pl]), b.ints([pt + h, pl + w]), b.ints([2, 3])]);
+    addGrad(x, b.op('Transpose', [dxp], { perm: [1, 0, 2, 3] }));
+    return;
+  }
   // Input gradient: with stride 1 a forward convolution with the flipped, transposed kernel; otherwise the
   // transposed convolution.
   const padT = dh * (kh - 1) - pt;
@@ -743,4 +833,38 @@ function convBackward(
       ],
     }),
   );
+}
+
+/** Convolutions on small maps run as batch-wide matrix products (ORT's per-image products are thin there). */
+function batchGemm(n: OnnxNode, win: Window, yShape: number[]): boolean {
+  const [, ho, wo] = yShape as [number, number, number];
+  return intAttr(n, 'group', 1) === 1 && win.kernel[0] * win.kernel[1] > 1 && ho * wo <= 196;
+}
+
+/** The input's patches as [I·kh·kw, N·Ho·Wo] (rows ordered as the weights' [I, kh, kw]). */
+function im2col(b: GraphBuilder, x: string, xShape: number[], yShape: number[], win: Window): string {
+  const [cin] = xShape as [number, number, number];
+  const [, ho, wo] = yShape as [number, number, number];
+  const [kh, kw] = win.kernel;
+  const [sh, sw] = win.strides;
+  const [dh, dw] = win.dilations;
+  const [pt, pl, pb, pr] = win.pads;
+  // [I, N, H, W] first: the patches then stack on a new axis without moving the large tensor again.
+  const xt = b.op('Transpose', [x], { perm: [1, 0, 2, 3] });
+  const padded = pt + pl + pb + pr > 0 ? b.op('Pad', [xt, b.ints([0, 0, pt, pl, 0, 0, pb, pr])]) : xt;
+  const axis1 = b.ints([1]);
+  const taps: string[] = [];
+  for (let i = 0; i < kh; i++)
+    for (let j = 0; j < kw; j++) {
+      const tap = b.op('Slice', [
+        padded,
+        b.ints([i * dh, j * dw]),
+        b.ints([i * dh + sh * (ho - 1) + 1, j * dw + sw * (wo - 1) + 1]),
+        b.ints([2, 3]),
+        b.ints([sh, sw]),
+      ]);
+      taps.push(b.op('Unsqueeze', [tap, axis1]));
+    }
+  const stacked = taps.length === 1 ? (taps[0] as string) : b.op('Concat', taps, { axis: 1 }); // [I, k², N, Ho, Wo]
+  return b.op('Reshape', [stacked, b.ints([cin * kh * kw, -1])]);
 }

@@ -133,6 +133,10 @@ export class GraphBuilder {
 
   model(name: string, opset = 17, metadata: Record<string, string> = {}): OnnxModel {
     this.applyOutputs();
+    // Constants made but never read (an evaluation graph skips the backward pass) are left out.
+    const used = new Set(this.nodes.flatMap((n) => n.inputs));
+    for (const o of this.outputs) used.add(o.name);
+    const initializers = this.initializers.filter((t) => used.has(t.name));
     return {
       irVersion: 8,
       opsets: [{ domain: '', version: opset }],
@@ -143,7 +147,7 @@ export class GraphBuilder {
       graph: {
         name,
         nodes: this.nodes,
-        initializers: this.initializers,
+        initializers,
         inputs: this.inputs,
         outputs: this.outputs,
         valueInfo: [],

@@ -11,6 +11,7 @@ type ModelChannel =
   | 'train.recommend'
   | 'train.start'
   | 'train.models'
+  | 'train.estimate'
   | 'review.get'
   | 'review.start'
   | 'batch.start'
@@ -28,6 +29,11 @@ export function modelHandlers(ctx: HostContext): HandlerMap<ModelChannel> {
       return { jobId: ctx.jobs.start(p, 'train', req) };
     },
     'train.models': async () => trainedModels(ctx.project()),
+    'train.estimate': async (req) => {
+      const p = ctx.project();
+      checkTrainRequest(p, req);
+      return { jobId: ctx.jobs.start(p, 'train-estimate', req) };
+    },
     'review.get': async ({ modelId, protocol }) => ({
       review: storedReview(ctx.project(), modelId, protocol),
     }),

@@ -36,6 +36,8 @@ interface Running {
   progress: JobProgress | null;
   losses: number[];
   phase: { name: string; started: number };
+  /** When the first whole-run progress arrived (the ETA's clock when the use case reports one). */
+  overallStarted: number | null;
   lastEmit: number;
   cancelRequested: boolean;
   ended: boolean;
@@ -84,6 +86,7 @@ export class JobRunner {
       progress: null,
       losses: [],
       phase: { name: '', started: performance.now() },
+      overallStarted: null,
       lastEmit: 0,
       cancelRequested: false,
       ended: false,
@@ -175,13 +178,20 @@ export class JobRunner {
     }
     const changed = p.phase !== job.phase.name;
     if (changed) job.phase = { name: p.phase, started: now };
-    const elapsed = (now - job.phase.started) / 1000;
+    // The ETA comes from the whole run's pace when the use case reports it (fine-tuning: caching, folds,
+    // steps as one count of work), else from this phase's.
+    if (p.overall && job.overallStarted === null) job.overallStarted = now;
+    const basis = p.overall ?? { done: p.done, total: p.total };
+    const since = p.overall ? (job.overallStarted as number) : job.phase.started;
+    const elapsed = (now - since) / 1000;
     job.progress = {
       phase: p.phase,
       done: p.done,
       total: p.total,
       etaSeconds:
-        p.done > 0 && p.total > p.done && elapsed > 0.5 ? ((p.total - p.done) * elapsed) / p.done : null,
+        basis.done > 0 && basis.total > basis.done && elapsed > 0.5
+          ? ((basis.total - basis.done) * elapsed) / basis.done
+          : null,
       ...(p.message ? { message: p.message } : {}),
       ...(p.metrics ? { metrics: p.metrics } : {}),
     };

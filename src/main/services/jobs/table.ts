@@ -9,7 +9,7 @@ import type { UseCaseContext } from '../context.ts';
 import { checkDataset, computeProjectFeatures, importImages } from '../dataset.ts';
 import { curve, evaluateStrategy, review } from '../evaluation.ts';
 import { report } from '../reports.ts';
-import { train } from '../training.ts';
+import { estimateTraining, train } from '../training.ts';
 
 export type JobFunction<K extends JobKind> = (
   project: Project,
@@ -29,6 +29,7 @@ export const JOBS: { [K in JobKind]: JobFunction<K> } = {
   report,
   export: (p, r, ctx) => exportBundle(p, r, ctx),
   'audit-export': exportAudit,
+  'train-estimate': estimateTraining,
 };
 
 export function runJobKind<K extends JobKind>(
