@@ -178,8 +178,8 @@ function print(row: Row): void {
 
 async function main(): Promise<void> {
   requireShared();
-  const backbones = (values.backbone).split(',');
-  const strategies = (values.strategy).split(',');
+  const backbones = values.backbone.split(',');
+  const strategies = values.strategy.split(',');
   if (values.child) {
     const row = await runRow(backbones[0] as string, strategies[0] as string);
     console.log(`ROW ${JSON.stringify(row)}`);
