@@ -19,7 +19,7 @@ const USAGE = `usage: fewshot <command> [options]
   models add PATH [--id ID] [--preset imagenet|caffe-bgr|tf-inception]
   features FILE --backbone ID         compute (or read cached) features
   train FILE --backbone ID --strategy prototype|linear [--seed N] [--class-balanced] [--weight-decay X]
-  train FILE --backbone ID --strategy last-stage|full [--epochs N] [--lr X] [--lr-backbone X]
+  train FILE --backbone ID --strategy last-stage|last-two-stages|full [--epochs N] [--lr X] [--lr-backbone X]
            [--augment hflip,rotate=15,crop=0.6,...|none] [--seed N] [--device cpu|gpu|auto] [--adapt-bn]
   augment-preview FILE IMAGE --n 8 --out DIR [--augment SPEC] [--seed N]
   evaluate FILE --backbone ID --strategy S [--shots K --episodes E [--ways W] [--queries Q] | --folds K

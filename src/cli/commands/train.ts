@@ -32,7 +32,7 @@ function strategyOption(ctx: CliContext, frozenOnly = false) {
       'INVALID_INPUT',
       frozenOnly
         ? '--strategy must be prototype or linear.'
-        : '--strategy must be prototype, linear, last-stage or full.',
+        : '--strategy must be prototype, linear, last-stage, last-two-stages or full.',
     );
   return s;
 }
@@ -44,7 +44,7 @@ const trainCmd: Command = async (args, ctx) => {
   const [file] = need(
     args,
     1,
-    'train FILE --backbone ID --strategy prototype|linear|last-stage|full [--seed N]',
+    'train FILE --backbone ID --strategy prototype|linear|last-stage|last-two-stages|full [--seed N]',
   ) as [string];
   const strategy = strategyOption(ctx);
   const common = {
@@ -68,7 +68,7 @@ const trainCmd: Command = async (args, ctx) => {
   return withProject(file, async (p) => {
     const r = await train(p, req, ctx.run);
     ctx.log(
-      `Trained model ${r.modelId} (${r.strategy} on ${r.backbone}, ${r.images} images, ${r.classes.length} classes) in ${r.seconds.toFixed(1)} s${isFinetuned(r.strategy) ? ` on ${String(r.params.backend)}` : ''}`,
+      `Trained model ${r.modelId} (${r.strategy} on ${r.backbone}, ${r.images} images, ${r.classes.length} classes) in ${r.seconds.toFixed(1)} s${isFinetuned(r.strategy) ? ` on ${String(r.params.device ?? r.params.backend)} (${String(r.params.backend)})` : ''}`,
     );
     if (r.estimate) {
       ctx.log(

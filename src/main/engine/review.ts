@@ -6,7 +6,7 @@ import { FewShotError } from '../../shared/errors.ts';
 import type { EvaluationResult, ModelRecord, Protocol } from '../../shared/results.ts';
 import { DEFAULT_AUGMENT, type AugmentSpec } from '../../shared/augment.ts';
 import { resolveBackbone } from './backbones/registry.ts';
-import { isFinetuned } from '../../shared/strategies.ts';
+import { isFinetuned, type FinetuneStrategy } from '../../shared/strategies.ts';
 import type { Project } from '../store/project.ts';
 import type { Backbone } from './backbones/backbone.ts';
 import { loadDataset } from './classify/dataset.ts';
@@ -47,7 +47,10 @@ export async function computeReview(
       resolveBackbone(model.backboneId),
       options.protocol ?? { kind: 'holdout', testFraction: 0.2 },
       {
-        strategy: model.strategy as 'last-stage' | 'full',
+        strategy: model.strategy as FinetuneStrategy,
+        ...(typeof p.batchNorm === 'string' && p.batchNorm.startsWith('statistics adapted')
+          ? { adaptBatchNorm: true }
+          : {}),
         seed: model.seed,
         ...(typeof p.epochs === 'number' ? { epochs: p.epochs } : {}),
         ...(typeof p.lrHead === 'number' ? { lrHead: p.lrHead } : {}),
