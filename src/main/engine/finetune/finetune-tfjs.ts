@@ -7,16 +7,14 @@
 import crypto from 'node:crypto';
 import { FewShotError } from '../../../shared/errors.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
-import { backboneGraph } from '../backbones/backbone.ts';
 import { fitTemperature } from '../classify/calibration.ts';
 import { classifierGraph } from '../classify/classifier-graph.ts';
 import { fitLinear, type LinearHead } from '../classify/heads.ts';
-import { cutAt, findFeatureTensor } from '../onnx/graph.ts';
+import { cutAt } from '../onnx/graph.ts';
 import { encodeModel } from '../onnx/model.ts';
 import { Rng } from '../random.ts';
 import type { FinetuneOptions } from './finetune.ts';
-import { balancedOrder, prefixInputs, type CachedInput, type TrainingImage } from './prefix.ts';
-import { stageCut } from './stages.ts';
+import { balancedOrder, cacheFrozenPrefix, type CachedInput, type TrainingImage } from './prefix.ts';
 import { buildTail, writeBack, type TailGraph } from './tail-graph.ts';
 import { initTf, tf, type TfBackendName } from './tf-backend.ts';
 
@@ -61,30 +59,19 @@ export async function finetuneTfjs(
   const C = classes.length;
   if (C < 2) throw new FewShotError('INVALID_INPUT', 'At least two classes are needed.');
 
-  const model = backboneGraph(entry);
-  const features = entry.output.name ?? findFeatureTensor(model);
-  const cut = stageCut(model, entry.architecture, options.strategy);
-  // The frozen layers run once per image and view: a phase of its own, so the window shows it moving.
-  const prefixTotal = train.length * views + validation.length;
-  let prefixDone = 0;
-  const onBatch = (n: number): void => {
-    prefixDone += n;
-    options.onPrefixProgress?.(prefixDone, prefixTotal);
-  };
-  const cached = await prefixInputs(
+  const { model, features, cut, cached, valCached } = await cacheFrozenPrefix(
     entry,
-    model,
-    cut,
+    options.strategy,
     train,
-    views,
-    options.augment,
-    seed,
-    options.signal,
-    onBatch,
+    validation,
+    {
+      views,
+      augment: options.augment,
+      seed,
+      signal: options.signal,
+      onPrefixProgress: options.onPrefixProgress,
+    },
   );
-  const valCached = validation.length
-    ? await prefixInputs(entry, model, cut, validation, 1, options.augment, seed, options.signal, onBatch)
-    : [];
   const prefixSeconds = (performance.now() - started) / 1000;
 
   const tailStart = performance.now();

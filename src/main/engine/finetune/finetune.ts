@@ -10,16 +10,14 @@ import type { AugmentSpec } from '../../../shared/augment.ts';
 import { FewShotError } from '../../../shared/errors.ts';
 import type { FinetuneStrategy } from '../../../shared/strategies.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
-import { backboneGraph } from '../backbones/backbone.ts';
 import { fitTemperature } from '../classify/calibration.ts';
 import { classifierGraph } from '../classify/classifier-graph.ts';
 import { fitLinear, type LinearHead } from '../classify/heads.ts';
-import { cutAt, findFeatureTensor } from '../onnx/graph.ts';
+import { cutAt } from '../onnx/graph.ts';
 import { encodeModel, floatTensor, type OnnxModel } from '../onnx/model.ts';
 import { defaultThreads, deviceLabel, QueuedSession, ort, type Placement } from '../onnx/session.ts';
 import { Rng } from '../random.ts';
-import { balancedOrder, prefixInputs, type CachedInput, type TrainingImage } from './prefix.ts';
-import { stageCut } from './stages.ts';
+import { balancedOrder, cacheFrozenPrefix, type CachedInput, type TrainingImage } from './prefix.ts';
 import { buildTrainGraphs, HEAD_BIAS, HEAD_WEIGHT, type TrainGraphs } from './train-graph.ts';
 
 export type { FinetuneStrategy, TrainingImage };
@@ -176,42 +174,20 @@ export async function finetune(
   if (C < 2) throw new FewShotError('INVALID_INPUT', 'At least two classes are needed.');
   if (!train.length) throw new FewShotError('INVALID_INPUT', 'No training images.');
 
-  const model = backboneGraph(entry);
-  const features = entry.output.name ?? findFeatureTensor(model);
-  const cut = stageCut(model, entry.architecture, options.strategy);
-  // The frozen layers run once per image and view: a phase of its own, so the window shows it moving.
-  const prefixTotal = train.length * views + validation.length;
-  let prefixDone = 0;
-  const onBatch = (n: number): void => {
-    prefixDone += n;
-    options.onPrefixProgress?.(prefixDone, prefixTotal);
-  };
-  const cached = await prefixInputs(
+  const { model, features, cut, cached, valCached } = await cacheFrozenPrefix(
     entry,
-    model,
-    cut,
+    options.strategy,
     train,
-    views,
-    options.augment,
-    seed,
-    options.signal,
-    onBatch,
+    validation,
+    {
+      views,
+      augment: options.augment,
+      seed,
+      signal: options.signal,
+      onPrefixProgress: options.onPrefixProgress,
+    },
     session,
   );
-  const valCached = validation.length
-    ? await prefixInputs(
-        entry,
-        model,
-        cut,
-        validation,
-        1,
-        options.augment,
-        seed,
-        options.signal,
-        onBatch,
-        session,
-      )
-    : [];
   const prefixSeconds = (performance.now() - started) / 1000;
   const tailStart = performance.now();
   const inputShape = (cached[0]?.[0] as CachedInput).shape;

@@ -6,8 +6,11 @@ import { FewShotError } from '../../../shared/errors.ts';
 import { augmentImage } from '../augment/augment.ts';
 import type { ResolvedBackbone } from '../backbones/registry.ts';
 import { evalCrop, normalizeInto, tensorSize } from '../image/preprocess.ts';
-import { cutAt } from '../onnx/graph.ts';
 import { encodeModel, type OnnxModel } from '../onnx/model.ts';
+import { cutAt, findFeatureTensor } from '../onnx/graph.ts';
+import { backboneGraph } from '../backbones/backbone.ts';
+import type { FinetuneStrategy } from '../../../shared/strategies.ts';
+import { stageCut } from './stages.ts';
 import { QueuedSession, ort, type SessionOptions } from '../onnx/session.ts';
 import { Rng } from '../random.ts';
 
@@ -101,4 +104,60 @@ export function balancedOrder(labels: number[], rng: Rng): number[] {
     for (let k = 0; k < per; k++) out.push(shuffled[k % shuffled.length] as number);
   }
   return rng.shuffle(out);
+}
+
+export interface CachedRun {
+  model: OnnxModel;
+  features: string;
+  cut: string;
+  /** Per training image, its views; per validation image, its evaluation crop. */
+  cached: CachedInput[][];
+  valCached: CachedInput[][];
+}
+
+/**
+ * The backbone graph, where the strategy cuts it, and the frozen prefix's outputs of every training image
+ * and view (and of the validation images): what both fine-tuning engines start from. The caching is a
+ * phase of its own, reported image by image, so the window shows it moving.
+ */
+export async function cacheFrozenPrefix(
+  entry: ResolvedBackbone,
+  strategy: FinetuneStrategy,
+  train: TrainingImage[],
+  validation: TrainingImage[],
+  options: {
+    views: number;
+    augment: AugmentSpec;
+    seed: number;
+    signal?: AbortSignal | undefined;
+    onPrefixProgress?: ((done: number, total: number) => void) | undefined;
+  },
+  sessionOptions: SessionOptions = {},
+): Promise<CachedRun> {
+  const model = backboneGraph(entry);
+  const features = entry.output.name ?? findFeatureTensor(model);
+  const cut = stageCut(model, entry.architecture, strategy);
+  const total = train.length * options.views + validation.length;
+  let done = 0;
+  const onBatch = (n: number): void => {
+    done += n;
+    options.onPrefixProgress?.(done, total);
+  };
+  const { views, augment, seed, signal } = options;
+  const cached = await prefixInputs(
+    entry,
+    model,
+    cut,
+    train,
+    views,
+    augment,
+    seed,
+    signal,
+    onBatch,
+    sessionOptions,
+  );
+  const valCached = validation.length
+    ? await prefixInputs(entry, model, cut, validation, 1, augment, seed, signal, onBatch, sessionOptions)
+    : [];
+  return { model, features, cut, cached, valCached };
 }
