@@ -17,7 +17,8 @@ const USAGE = `usage: fewshot <command> [options]
                                       every page of a multi-page TIFF / frame of a DICOM as an image
   models list                         backbones: installed and missing
   models add PATH [--id ID] [--preset imagenet|caffe-bgr|tf-inception]
-  features FILE --backbone ID         compute (or read cached) features
+  features FILE --backbone ID [--device auto|cpu|gpu]
+                                      compute (or read cached) features
   train FILE --backbone ID --strategy prototype|linear [--seed N] [--class-balanced] [--weight-decay X]
   train FILE --backbone ID --strategy last-stage|last-two-stages|full [--epochs N] [--lr X] [--lr-backbone X]
            [--augment hflip,rotate=15,crop=0.6,...|none] [--seed N] [--device cpu|gpu|auto] [--adapt-bn]
@@ -26,7 +27,7 @@ const USAGE = `usage: fewshot <command> [options]
            | --loo | --holdout FRACTION] [--seed N] [--no-groups]
   curve FILE --backbone ID --strategy S [--episodes E] [--seed N]
   trained FILE                        trained models in the project
-  classify FILE --model ID FOLDER --out CSV [--sort-into DIR [--link]] [--min-confidence P]
+  classify FILE --model ID FOLDER --out CSV [--sort-into DIR [--link]] [--min-confidence P] [--device auto|cpu|gpu]
   export FILE --model ID --out DIR    model.onnx (backbone + head), preprocessing, labels, model card
   import-model FILE DIR               a bundle made by export, back into a project
   report FILE --model ID --out PDF    the evaluation report; --batch RUN_ID for a batch report

@@ -80,17 +80,23 @@ export function augmentOption(ctx: CliContext) {
   }
 }
 
-/** --epochs, --lr, --lr-backbone, --augment, --device, --adapt-bn. */
-export function finetuneSettings(ctx: CliContext): FinetuneSettings {
+/** --device auto|cpu|gpu. */
+export function deviceOption(ctx: CliContext): FinetuneSettings['device'] {
   const device = stringOption(ctx, 'device');
   if (device && !(DEVICES as readonly string[]).includes(device))
     throw new FewShotError('INVALID_INPUT', `--device is ${DEVICES.join(', ')}.`);
+  return device as FinetuneSettings['device'];
+}
+
+/** --epochs, --lr, --lr-backbone, --augment, --device, --adapt-bn. */
+export function finetuneSettings(ctx: CliContext): FinetuneSettings {
+  const device = deviceOption(ctx);
   return defined({
     epochs: intOption(ctx, 'epochs', 10),
     lr: numberOption(ctx, 'lr', 1e-3),
     lrBackbone: optionalNumber(ctx, 'lr-backbone'),
     augment: augmentOption(ctx),
-    device: device as FinetuneSettings['device'],
+    device,
     adaptBatchNorm: ctx.options['adapt-bn'] ? true : undefined,
   });
 }

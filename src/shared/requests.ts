@@ -65,6 +65,7 @@ export const REQUESTS = {
     backbone: backboneIdSchema,
     batchSize: z.number().int().min(1).max(512).optional(),
     threads: z.number().int().min(1).max(256).optional(),
+    device: z.enum(DEVICES).optional(),
   }),
   checks: z.strictObject({ backbone: backboneIdSchema }),
   train: z.discriminatedUnion('strategy', [frozenTrain, finetuneTrain]),
@@ -96,6 +97,7 @@ export const REQUESTS = {
     link: z.boolean().optional(),
     minConfidence: z.number().min(0).max(1),
     batchSize: z.number().int().min(1).max(512).optional(),
+    device: z.enum(DEVICES).optional(),
   }),
   report: z.discriminatedUnion('kind', [
     z.strictObject({

@@ -60,6 +60,50 @@ test('project create, import --json, features twice (second from cache)', { skip
   const f2 = fewshot('features', file, '--backbone', 'squeezenet1_1-imagenet', '--json');
   const r2 = f2.json() as { computed: number; fromCache: number; imagesPerSecond: number };
   assert.deepEqual([r2.computed, r2.fromCache], [0, 12]);
+
+  // The device is a choice for features and batch classification too; a bad one is a typed error.
+  const bad = fewshot('features', file, '--backbone', 'squeezenet1_1-imagenet', '--device', 'tpu');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--device is auto, cpu, gpu/);
+  const onCpu = fewshot(
+    'features',
+    file,
+    '--backbone',
+    'squeezenet1_1-imagenet',
+    '--device',
+    'cpu',
+    '--json',
+  );
+  assert.equal(onCpu.code, 0, onCpu.stderr);
+  const trained = fewshot(
+    'train',
+    file,
+    '--backbone',
+    'squeezenet1_1-imagenet',
+    '--strategy',
+    'prototype',
+    '--json',
+  );
+  assert.equal(trained.code, 0, trained.stderr);
+  const modelId = (trained.json() as { modelId: string }).modelId;
+  const out = path.join(dir, 'out.csv');
+  const cls = fewshot(
+    'classify',
+    file,
+    '--model',
+    modelId,
+    path.join(sub, 'WBC'),
+    '--out',
+    out,
+    '--device',
+    'cpu',
+    '--json',
+  );
+  assert.equal(cls.code, 0, cls.stderr);
+  assert.equal(
+    (cls.json() as { ok: number; uncertain: number }).ok + (cls.json() as { uncertain: number }).uncertain,
+    6,
+  );
 });
 
 test('models add validates an ONNX backbone, registers it, and models list shows it installed', () => {

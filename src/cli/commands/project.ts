@@ -7,7 +7,16 @@ import { addBackbone, installedBackbones, userModelsDir } from '../../main/servi
 import { computeProjectFeatures, importImages } from '../../main/services/dataset.ts';
 import { backupProject, createProject, updateSettings, withProject } from '../../main/services/projects.ts';
 import type { Command } from '../context.ts';
-import { defined, need, optionalInt, request, requiredOption, REQUESTS, stringOption } from '../options.ts';
+import {
+  defined,
+  deviceOption,
+  need,
+  optionalInt,
+  request,
+  requiredOption,
+  REQUESTS,
+  stringOption,
+} from '../options.ts';
 
 const projectCreate: Command = async (args, ctx) => {
   const [file] = need(args, 1, 'project create FILE') as [string];
@@ -117,6 +126,7 @@ const features: Command = async (args, ctx) => {
       backbone: requiredOption(ctx, 'backbone', 'see fewshot models list'),
       batchSize: optionalInt(ctx, 'batch-size'),
       threads: optionalInt(ctx, 'threads'),
+      device: deviceOption(ctx),
     }),
   );
   return withProject(file, async (p) => {

@@ -14,6 +14,7 @@ import {
   intOption,
   need,
   numberOption,
+  deviceOption,
   optionalInt,
   protocolOption,
   request,
@@ -34,6 +35,7 @@ const classify: Command = async (args, ctx) => {
       link: ctx.options.link === true,
       minConfidence: numberOption(ctx, 'min-confidence', 0.5),
       batchSize: optionalInt(ctx, 'batch-size'),
+      device: deviceOption(ctx),
     }),
   );
   return withProject(file, async (p) => {

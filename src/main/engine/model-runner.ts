@@ -11,6 +11,7 @@ import { predictProba } from './classify/heads.ts';
 import { deserializeHead } from './classify/serialize.ts';
 import type { Embedder } from './features/pipeline.ts';
 import { OnnxClassifier } from './onnx/onnx-classifier.ts';
+import type { SessionOptions } from './onnx/session.ts';
 
 export interface ModelRunner {
   embedder: Embedder;
@@ -24,16 +25,17 @@ export async function loadModelRunner(
   project: Project,
   model: ModelRecord,
   lent?: Backbone,
+  session: SessionOptions = {},
 ): Promise<ModelRunner> {
   const artefact = project.models.artefact(model.id);
   if (!artefact) throw new FewShotError('MODEL_INVALID', `Model ${model.id} has no stored weights.`);
   const entry = resolveBackbone(model.backboneId);
   if (isFinetuned(model)) {
-    const c = await OnnxClassifier.load(artefact, entry.input);
+    const c = await OnnxClassifier.load(artefact, entry.input, session);
     return { embedder: c, classes: model.classes, probabilities: (v) => v, release: () => c.release() };
   }
   const head = deserializeHead(artefact);
-  const backbone = lent && lent.id === model.backboneId ? lent : await Backbone.load(entry);
+  const backbone = lent && lent.id === model.backboneId ? lent : await Backbone.load(entry, session);
   if (backbone.sha256 !== model.backboneSha256) {
     if (backbone !== lent) await backbone.release();
     throw new FewShotError(

@@ -30,9 +30,12 @@ export function classifyBatch(
 ): Promise<ClassifySummary> {
   const model = requireModel(project, req.modelId);
   return runJob(project, 'batch', { ...req, modelId: model.id }, ctx, async (jobId) => {
-    const lent = isFinetuned(model) ? undefined : await Backbone.load(resolveBackbone(model.backboneId));
+    const device = req.device ? { device: req.device } : {};
+    const lent = isFinetuned(model)
+      ? undefined
+      : await Backbone.load(resolveBackbone(model.backboneId), device);
     try {
-      const runner = await loadModelRunner(project, model, lent);
+      const runner = await loadModelRunner(project, model, lent, device);
       try {
         return await classifyFolder(project, runner, model, req.folder, {
           jobId,

@@ -190,7 +190,7 @@ export function computeProjectFeatures(
           ...signalOf(ctx),
           onProgress: (e) => ctx.progress?.({ phase: 'features', done: e.done, total: e.total }),
         }),
-      req.threads ? { threads: req.threads } : {},
+      { ...(req.threads ? { threads: req.threads } : {}), ...(req.device ? { device: req.device } : {}) },
     ),
   );
 }

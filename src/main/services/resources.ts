@@ -10,10 +10,11 @@ import type { Project } from '../store/project.ts';
 export async function withBackbone<T>(
   id: string,
   fn: (b: Backbone) => Promise<T>,
-  options: { threads?: number } = {},
+  options: { threads?: number; device?: 'auto' | 'cpu' | 'gpu' } = {},
 ): Promise<T> {
   const b = await Backbone.load(resolveBackbone(id), {
     threads: options.threads ?? Math.max(1, os.availableParallelism()),
+    ...(options.device ? { device: options.device } : {}),
   });
   try {
     return await fn(b);
