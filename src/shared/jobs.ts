@@ -87,4 +87,6 @@ export interface JobSummary {
   error: ErrorData | null;
   /** The model the job works on (train: none until it is done), so a screen finds its own jobs. */
   modelId: string | null;
+  /** What the job was asked to do (its request), so a re-attached window shows the run's own settings. */
+  request: Record<string, unknown> | null;
 }

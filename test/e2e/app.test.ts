@@ -172,6 +172,9 @@ test(
     const again = page.locator(`[data-testid="job-progress"][data-job-id="${jobId}"][data-status="running"]`);
     await again.getByText(/training: \d+\/\d+/).waitFor({ timeout: 60_000 });
     await page.getByTestId('loss-chart').waitFor(); // the loss so far came back with the job
+    // The form shows the running job's own settings, not the defaults.
+    assert.equal(await page.getByTestId('train-epochs').inputValue(), '40');
+    assert.ok(await page.getByTestId('strategy-last-stage').isChecked());
     await shot('4b-train-after-reload');
     await again.getByTestId('cancel-job').click();
     await page

@@ -33,6 +33,8 @@ export interface JobView<K extends JobKind = JobKind> {
   seq: number;
   /** The model it works on, when known. */
   modelId: string | null;
+  /** Its request, when the window re-attached to it (for the screen's form). */
+  request: Record<string, unknown> | null;
 }
 
 export class AppState {
@@ -116,6 +118,7 @@ export class AppState {
     v.status = j.status;
     if (j.progress) v.progress = j.progress;
     if (j.losses.length > v.losses.length) v.losses = [...j.losses];
+    v.request = j.request;
   }
 
   private view(id: string, kind: JobKind, modelId: string | null = null): JobView {
@@ -129,6 +132,7 @@ export class AppState {
       losses: [],
       seq: ++this.seq,
       modelId,
+      request: null,
     };
   }
 

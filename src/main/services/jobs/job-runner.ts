@@ -153,6 +153,7 @@ export class JobRunner {
         losses: j ? [...j.losses] : [],
         error: r.error,
         modelId: modelOf(r.params) ?? modelOf(r.result),
+        request: r.params && typeof r.params === 'object' ? (r.params as Record<string, unknown>) : null,
       };
     });
   }
