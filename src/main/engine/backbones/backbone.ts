@@ -38,12 +38,22 @@ export function featureGraph(model: OnnxModel, outputName?: string): OnnxModel {
   return cutAt(model, findFeatureTensor(model));
 }
 
+let lastGraph: { key: string; model: OnnxModel } | null = null;
+
 /** The backbone's ONNX graph: read from its file, or converted from a TF.js layers model. */
 export function backboneGraph(entry: ResolvedBackbone): OnnxModel {
   try {
-    return entry.format === 'tfjs-layers'
-      ? convertTfjsLayers(entry.path).model
-      : decodeModel(fs.readFileSync(entry.path));
+    // A fine-tuning run reads the graph several times (the run's plan, each fold, the final fit): the
+    // last one read is kept while its file is unchanged. Callers copy, never change, what they get.
+    const st = fs.statSync(entry.path);
+    const key = `${entry.format}|${entry.path}|${st.size}|${st.mtimeMs}`;
+    if (lastGraph?.key === key) return lastGraph.model;
+    const model =
+      entry.format === 'tfjs-layers'
+        ? convertTfjsLayers(entry.path).model
+        : decodeModel(fs.readFileSync(entry.path));
+    lastGraph = { key, model };
+    return model;
   } catch (e) {
     if (e instanceof FewShotError) throw e;
     throw new FewShotError(

@@ -16,7 +16,7 @@ import { Rng } from '../random.ts';
 import { prefixInputs, type CachedInput } from './prefix.ts';
 import { stageCut, trainedPart } from './stages.ts';
 import { buildTrainGraphs, STEP_SCALARS } from './train-graph.ts';
-import { finetuneData } from './train-finetune.ts';
+import { finetuneData, perEpoch, planRun } from './train-finetune.ts';
 
 export interface MeasureOptions {
   strategy: FinetuneStrategy;
@@ -121,15 +121,9 @@ export async function measureFinetune(
     const stepSeconds = (performance.now() - t1) / 1000;
     const placement = await step.placement().catch(() => null);
 
-    // The run's plan, as trainFinetuneModel makes it.
-    const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
-    const n = data.y.length;
-    const min = Math.min(...counts);
-    const validation = min >= 10 ? Math.round(n * 0.2) : 0;
-    const trainImages = n - validation;
-    const perEpoch = Math.ceil(Math.max(...counts) * (validation ? 0.8 : 1)) * C;
-    const runs = !validation && min >= 3 ? 4 : 1;
-    const foldImages = Math.round((n * 2) / 3);
+    // The run's plan: the same split and folds trainFinetuneModel makes.
+    const { split, folds } = planRun(data, 0);
+    const fold = folds?.[0];
     return {
       backbone: entry.id,
       strategy: options.strategy,
@@ -142,12 +136,12 @@ export async function measureFinetune(
       batchSize,
       views,
       plan: {
-        trainImages,
-        perEpoch,
-        validationImages: validation,
-        runs,
-        foldImages,
-        foldPerEpoch: Math.ceil(Math.max(...counts) * (2 / 3)) * C,
+        trainImages: split.train.length,
+        perEpoch: perEpoch(data.y, split.train, C),
+        validationImages: split.test.length,
+        runs: folds ? folds.length + 1 : 1,
+        foldImages: fold?.train.length ?? 0,
+        foldPerEpoch: fold ? perEpoch(data.y, fold.train, C) : 0,
       },
     };
   } finally {

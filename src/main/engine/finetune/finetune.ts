@@ -13,8 +13,8 @@ import type { ResolvedBackbone } from '../backbones/registry.ts';
 import { fitTemperature } from '../classify/calibration.ts';
 import { classifierGraph } from '../classify/classifier-graph.ts';
 import { fitLinear, type LinearHead } from '../classify/heads.ts';
-import { cutAt } from '../onnx/graph.ts';
-import { encodeModel, floatTensor, type OnnxModel } from '../onnx/model.ts';
+import { cutAt, withInitializers } from '../onnx/graph.ts';
+import { encodeModel, type OnnxModel } from '../onnx/model.ts';
 import { defaultThreads, deviceLabel, QueuedSession, ort, type Placement } from '../onnx/session.ts';
 import { Rng } from '../random.ts';
 import { balancedOrder, cacheFrozenPrefix, type CachedInput, type TrainingImage } from './prefix.ts';
@@ -473,14 +473,5 @@ export async function finetune(
 
 /** A copy of the model with trained values in place of its initializers; nothing else changes. */
 export function writeBack(model: OnnxModel, values: Map<string, ort.Tensor>): OnnxModel {
-  return {
-    ...model,
-    graph: {
-      ...model.graph,
-      initializers: model.graph.initializers.map((t) => {
-        const v = values.get(t.name);
-        return v ? floatTensor(t.name, t.dims, Float32Array.from(f32(v))) : t;
-      }),
-    },
-  };
+  return withInitializers(model, new Map([...values].map(([name, t]) => [name, Float32Array.from(f32(t))])));
 }

@@ -3,16 +3,9 @@
 // ops ResNet18 and SqueezeNet use; trained weights are written back into a copy of the ONNX graph.
 
 import { FewShotError } from '../../../shared/errors.ts';
+import { withInitializers } from '../onnx/graph.ts';
 import { lastStageCut, tailNodes } from './stages.ts';
-import {
-  floatAttr,
-  floatTensor,
-  intAttr,
-  intsAttr,
-  tensorFloats,
-  type OnnxModel,
-  type OnnxNode,
-} from '../onnx/model.ts';
+import { floatAttr, intAttr, intsAttr, tensorFloats, type OnnxModel, type OnnxNode } from '../onnx/model.ts';
 import { tf } from './tf-backend.ts';
 
 export { lastStageCut, tailNodes };
@@ -248,14 +241,5 @@ export async function writeBack(model: OnnxModel, tail: TailGraph): Promise<Onnx
     values.set(name, Float32Array.from(await t.data()));
     if (t !== v) t.dispose();
   }
-  return {
-    ...model,
-    graph: {
-      ...model.graph,
-      initializers: model.graph.initializers.map((t) => {
-        const v = values.get(t.name);
-        return v ? floatTensor(t.name, t.dims, v) : t;
-      }),
-    },
-  };
+  return withInitializers(model, values);
 }

@@ -245,8 +245,30 @@ export class RunMeter {
   }
 }
 
+/**
+ * How a fine-tuning run uses the project's images: a validation split (groups kept whole) for early
+ * stopping and the temperature when every class can spare images for it; with fewer, the number of
+ * epochs is chosen by 3-fold cross-validation (when every class has 3); else a fixed number.
+ */
+export function planRun(
+  data: FinetuneData,
+  seed: number,
+): { split: { train: number[]; test: number[] }; folds: ReturnType<typeof planSplits>['splits'] | null } {
+  const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
+  const all = data.y.map((_, i) => i);
+  const split =
+    Math.min(...counts) >= 10
+      ? holdout(data.y, data.groups, 0.2, seed, data.classes.length)
+      : { train: all, test: [] as number[] };
+  const folds =
+    !split.test.length && Math.min(...counts) >= 3
+      ? planSplits(data.y, data.groups, data.classes.length, { kind: 'kfold', folds: 3 }, seed).splits
+      : null;
+  return { split, folds };
+}
+
 /** Images one epoch's balanced order holds: the largest class's count, for every class. */
-function perEpoch(y: number[], idx: number[], classes: number): number {
+export function perEpoch(y: number[], idx: number[], classes: number): number {
   const counts = new Array<number>(classes).fill(0);
   for (const i of idx) counts[y[i] as number] = (counts[y[i] as number] ?? 0) + 1;
   return Math.max(...counts) * counts.filter((c) => c > 0).length;
@@ -310,25 +332,12 @@ export async function trainFinetuneModel(
   const jobId =
     options.jobId ?? project.jobs.create('train', { backbone: entry.id, strategy: options.strategy, seed });
   try {
-    const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
-    // A validation split (groups kept whole) for early stopping and the temperature, when every class
-    // can spare images for it; with fewer, the number of epochs is chosen by cross-validation.
-    const all = data.y.map((_, i) => i);
-    const split =
-      Math.min(...counts) >= 10
-        ? holdout(data.y, data.groups, 0.2, seed, data.classes.length)
-        : { train: all, test: [] as number[] };
+    const { split, folds } = planRun(data, seed);
     const identity = new Map(data.classes.map((_, c) => [c, c]));
     let epochsChosenBy = split.test.length ? 'early stopping on a validation split' : 'fixed';
     const meter = new RunMeter(entry, options.strategy, options.onProgress);
-    if (!split.test.length && Math.min(...counts) >= 3) {
-      const { splits } = planSplits(
-        data.y,
-        data.groups,
-        data.classes.length,
-        { kind: 'kfold', folds: 3 },
-        seed,
-      );
+    if (folds) {
+      const splits = folds;
       // The whole run is planned before it starts: three folds, then the final fit (at most epochs).
       const epochsMax = options.epochs ?? 10;
       meter.plan([

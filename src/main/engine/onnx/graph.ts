@@ -2,7 +2,7 @@
 
 import { FewShotError } from '../../../shared/errors.ts';
 import type { OnnxModel, OnnxNode, OnnxValueInfo } from './model.ts';
-import { DataType } from './model.ts';
+import { DataType, floatTensor } from './model.ts';
 
 const CLASSIFIER_OPS = new Set(['Gemm', 'MatMul', 'Add', 'Softmax', 'LogSoftmax', 'Sigmoid', 'Identity']);
 const POOL_OPS = new Set(['Flatten', 'Reshape', 'GlobalAveragePool', 'ReduceMean', 'Squeeze']);
@@ -85,4 +85,18 @@ export function cutAt(model: OnnxModel, tensor: string, dim: number | null = nul
 export function dataInputs(model: OnnxModel): OnnxValueInfo[] {
   const inits = new Set(model.graph.initializers.map((t) => t.name));
   return model.graph.inputs.filter((i) => !inits.has(i.name));
+}
+
+/** A copy of the model with new values for some float initializers; every other one stays byte-identical. */
+export function withInitializers(model: OnnxModel, values: Map<string, Float32Array>): OnnxModel {
+  return {
+    ...model,
+    graph: {
+      ...model.graph,
+      initializers: model.graph.initializers.map((t) => {
+        const v = values.get(t.name);
+        return v ? floatTensor(t.name, t.dims, v) : t;
+      }),
+    },
+  };
 }
