@@ -39,6 +39,8 @@ export const BackboneEntrySchema = z.object({
   pretraining: z.string().optional(),
   license: z.string().optional(),
   source: z.string().optional(),
+  /** The file it was converted from (a PyTorch checkpoint, a TF.js model) and that file's SHA-256. */
+  origin: z.object({ file: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
   /** Shown when the file is missing: how a lab installs it. */
   install: z.string().optional(),
 });

@@ -107,14 +107,19 @@ const modelsList: Command = async (args, ctx) => {
 };
 
 const modelsAdd: Command = async (args, ctx) => {
-  const [file] = need(args, 1, 'models add PATH [--id ID] [--preset NAME]') as [string];
+  const [file] = need(args, 1, 'models add PATH [--id ID] [--preset NAME] [--architecture NAME]') as [string];
   const entry = await addBackbone(
-    file,
-    defined({ id: stringOption(ctx, 'id'), preset: stringOption(ctx, 'preset') }),
+    path.resolve(file),
+    defined({
+      id: stringOption(ctx, 'id'),
+      preset: stringOption(ctx, 'preset'),
+      architecture: stringOption(ctx, 'architecture'),
+    }),
   );
   ctx.log(
     `Added backbone ${entry.id} (${entry.architecture}, ${entry.output.dim} features) to ${userModelsDir()}`,
   );
+  if (entry.origin) ctx.log(`  from ${entry.origin.file}, sha256 ${entry.origin.sha256}`);
   return entry;
 };
 

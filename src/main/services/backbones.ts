@@ -1,7 +1,7 @@
 // The installed backbones: listing them (with the missing ones and how to add them) and adding one.
 
 import type { BackboneEntry, BackboneInfo } from '../../shared/backbones.ts';
-import { addOnnxBackbone } from '../engine/backbones/install.ts';
+import { addOnnxBackbone, type AddOptions } from '../engine/backbones/install.ts';
 import { listBackbones, userModelsDir } from '../engine/backbones/registry.ts';
 import { softwareVersions } from '../engine/versions.ts';
 
@@ -15,11 +15,11 @@ export function installedBackbones(): {
 
 export { userModelsDir };
 
-/** Validates an ONNX (or TF.js layers) backbone and installs it in the user's models folder. */
-export function addBackbone(
-  file: string,
-  options: { id?: string; preset?: string } = {},
-): Promise<BackboneEntry> {
+/**
+ * Validates a backbone — an ONNX file, a torchvision ResNet state dict (.pth) or a TF.js layers
+ * model.json — converts it to ONNX where needed, and installs it in the user's models folder.
+ */
+export function addBackbone(file: string, options: Omit<AddOptions, 'dir'> = {}): Promise<BackboneEntry> {
   return addOnnxBackbone(file, { dir: userModelsDir(), ...options });
 }
 

@@ -17,6 +17,7 @@ import { cutAt, dataInputs, findFeatureTensor } from '../onnx/graph.ts';
 import { decodeModel, encodeModel, type OnnxModel } from '../onnx/model.ts';
 import { QueuedSession, ort } from '../onnx/session.ts';
 import { fileSha256 } from './backbone.ts';
+import { checkHubHash, convertPth, TORCHVISION_FILES } from './pth-import.ts';
 import { buildResNet18 } from './resnet18.ts';
 
 export const PRESETS: Record<string, Omit<PreprocessSpec, 'name'>> = {
@@ -129,15 +130,66 @@ export function upsertManifestEntry(dir: string, entry: BackboneEntry): void {
 export interface AddOptions {
   id?: string;
   preset?: string;
+  /** The architecture the user says the file is (e.g. "resnet18"); a .pth file must match it. */
+  architecture?: string;
   /** Models folder to install into. */
   dir: string;
+  /** Called as the work advances: a short description of the step, and the share done (0–1). */
+  onProgress?: (step: string, fraction: number) => void;
 }
 
+interface Converted {
+  model: OnnxModel;
+  architecture: string;
+  defaultId: string;
+  source: string;
+  pretraining?: string;
+  sha256?: string;
+}
+
+/** PyTorch checkpoints and TF.js layers models become ONNX; an ONNX file is used as it is. */
+function convertIfNeeded(file: string, options: AddOptions): Converted | null {
+  const ext = path.extname(file).toLowerCase();
+  const progress = options.onProgress ?? (() => {});
+  if (ext === '.pth' || ext === '.pt' || ext === '.bin') {
+    progress('Checking the file', 0.05);
+    const sha256 = fileSha256(file);
+    checkHubHash(file, sha256);
+    progress('Reading the PyTorch checkpoint', 0.15);
+    const pth = convertPth(file, options.architecture);
+    const stem = path.basename(file, path.extname(file));
+    const known = TORCHVISION_FILES[stem];
+    return {
+      model: pth.model,
+      architecture: pth.architecture,
+      defaultId: known?.id ?? stem,
+      source: `converted to ONNX from the PyTorch state dict ${path.basename(file)}`,
+      pretraining: known?.pretraining ?? `as in ${path.basename(file)} (not verified)`,
+      sha256,
+    };
+  }
+  if (ext === '.json') {
+    progress('Converting the TF.js model', 0.15);
+    const converted = convertTfjsLayers(file);
+    return {
+      model: converted.model,
+      architecture: converted.architecture,
+      defaultId: path.basename(path.dirname(path.resolve(file))),
+      source: `converted to ONNX from the TF.js layers model ${path.basename(file)}`,
+    };
+  }
+  return null;
+}
+
+/** Validates a backbone file (.onnx, a PyTorch .pth state dict, or a TF.js model.json), converts and installs it. */
 export async function addOnnxBackbone(file: string, options: AddOptions): Promise<BackboneEntry> {
   if (!fs.existsSync(file)) throw new FewShotError('NOT_FOUND', `No file at ${file}.`);
+  if (fs.statSync(file).isDirectory())
+    throw new FewShotError('INVALID_INPUT', `${file} is a folder; choose a .pth, .onnx or model.json file.`);
+  const progress = options.onProgress ?? (() => {});
   // A TF.js layers model (model.json + weights) is converted to ONNX first; MobileNet-style networks
   // expect x/127.5 − 1, so that is the default preset for them.
-  const fromTfjs = file.endsWith('.json');
+  const fromTfjs = file.toLowerCase().endsWith('.json');
   const presetName = options.preset ?? (fromTfjs ? 'tf-inception' : 'imagenet');
   const preset = PRESETS[presetName];
   if (!preset)
@@ -145,16 +197,21 @@ export async function addOnnxBackbone(file: string, options: AddOptions): Promis
       'INVALID_INPUT',
       `Unknown preset "${presetName}"; use one of ${Object.keys(PRESETS).join(', ')}.`,
     );
-  const converted = fromTfjs ? convertTfjsLayers(file) : null;
+  const converted = convertIfNeeded(file, options);
   const work = converted ? fs.mkdtempSync(path.join(os.tmpdir(), 'fsl-convert-')) : null;
   const source = converted && work ? path.join(work, 'model.onnx') : file;
   try {
     if (converted) fs.writeFileSync(source, encodeModel(converted.model));
+    progress('Checking that ONNX Runtime can run it', 0.6);
     const info = await inspectOnnxBackbone(source);
-    const defaultName = converted
-      ? path.basename(path.dirname(path.resolve(file)))
-      : path.basename(file, path.extname(file));
+    const defaultName = converted ? converted.defaultId : path.basename(file, path.extname(file));
     const id = options.id ?? defaultName.toLowerCase().replace(/[^a-z0-9._-]+/g, '-');
+    if (!/^[a-z0-9][a-z0-9._-]*$/.test(id))
+      throw new FewShotError(
+        'INVALID_INPUT',
+        `"${id}" cannot be a backbone id; use letters, digits, ".", "_" or "-".`,
+      );
+    progress('Installing', 0.9);
     const dest = path.join(options.dir, id, 'model.onnx');
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     writeFileAtomic(dest, fs.readFileSync(source));
@@ -166,11 +223,12 @@ export async function addOnnxBackbone(file: string, options: AddOptions): Promis
       sha256: fileSha256(dest),
       input: { ...preset, name: info.inputName, layout: info.layout, height: info.height, width: info.width },
       output: { dim: info.dim },
-      source: converted
-        ? `converted to ONNX from the TF.js layers model ${path.basename(file)}`
-        : `added from ${path.basename(file)}`,
+      source: converted ? converted.source : `added from ${path.basename(file)}`,
+      ...(converted?.pretraining ? { pretraining: converted.pretraining } : {}),
+      ...(converted?.sha256 ? { origin: { file: path.basename(file), sha256: converted.sha256 } } : {}),
     };
     upsertManifestEntry(options.dir, entry);
+    progress('Installed', 1);
     return entry;
   } finally {
     if (work) fs.rmSync(work, { recursive: true, force: true });

@@ -1,5 +1,5 @@
-// Builds an ONNX ResNet18 with torchvision's exact topology and names (conv1, bn1, layer1.0.conv1, …,
-// fc) and seeded random weights. Used wherever the architecture matters and the weights do not: tests,
+// Builds an ONNX ResNet (18 by default; 34, 50, 101, 152) with torchvision's exact topology and names
+// (conv1, bn1, layer1.0.conv1, …, fc) and seeded random weights; a torchvision state dict fills them. Used wherever the architecture matters and the weights do not: tests,
 // benchmarks, and the fine-tuning engine's checks. BatchNormalization nodes are kept, not folded.
 
 import { floatTensor, type OnnxModel, type OnnxNode, type OnnxTensor } from '../onnx/model.ts';
@@ -11,7 +11,29 @@ export interface ResNet18Options {
   numClasses?: number;
 }
 
+/** torchvision's ResNet depths: blocks per stage, and whether blocks are bottlenecks (1×1, 3×3, 1×1). */
+export const RESNET_DEPTHS = {
+  18: { blocks: [2, 2, 2, 2], bottleneck: false },
+  34: { blocks: [3, 4, 6, 3], bottleneck: false },
+  50: { blocks: [3, 4, 6, 3], bottleneck: true },
+  101: { blocks: [3, 4, 23, 3], bottleneck: true },
+  152: { blocks: [3, 8, 36, 3], bottleneck: true },
+} as const;
+export type ResNetDepth = keyof typeof RESNET_DEPTHS;
+
+export interface ResNetOptions extends ResNet18Options {
+  depth?: ResNetDepth;
+}
+
 export function buildResNet18(options: ResNet18Options = {}): OnnxModel {
+  return buildResNet({ ...options, depth: 18 });
+}
+
+/** torchvision's ResNet topology (v1.5: a bottleneck's stride sits on its 3×3) with its exact names. */
+export function buildResNet(options: ResNetOptions = {}): OnnxModel {
+  const depth = options.depth ?? 18;
+  const { blocks, bottleneck } = RESNET_DEPTHS[depth];
+  const expansion = bottleneck ? 4 : 1;
   const rng = new Rng(options.seed ?? 0);
   const numClasses = options.numClasses ?? 1000;
   const nodes: OnnxNode[] = [];
@@ -98,19 +120,23 @@ export function buildResNet18(options: ResNet18Options = {}): OnnxModel {
   });
   x = 'maxpool_output';
   let cin = 64;
-  for (const [layer, cout, stride] of [
-    [1, 64, 1],
-    [2, 128, 2],
-    [3, 256, 2],
-    [4, 512, 2],
-  ] as const) {
-    for (let b = 0; b < 2; b++) {
+  for (let layer = 1; layer <= 4; layer++) {
+    const width = 64 * 2 ** (layer - 1);
+    const cout = width * expansion;
+    const stride = layer === 1 ? 1 : 2;
+    for (let b = 0; b < (blocks[layer - 1] as number); b++) {
       const p = `layer${layer}.${b}`;
       const s = b === 0 ? stride : 1;
       const identity = x;
-      let y = conv(`${p}.conv1`, x, cin, cout, 3, s, 1);
-      y = relu(`${p}.relu`, bn(`${p}.bn1`, y, cout));
-      y = bn(`${p}.bn2`, conv(`${p}.conv2`, y, cout, cout, 3, 1, 1), cout);
+      let y: string;
+      if (bottleneck) {
+        y = relu(`${p}.relu`, bn(`${p}.bn1`, conv(`${p}.conv1`, x, cin, width, 1, 1, 0), width));
+        y = relu(`${p}.relu_1`, bn(`${p}.bn2`, conv(`${p}.conv2`, y, width, width, 3, s, 1), width));
+        y = bn(`${p}.bn3`, conv(`${p}.conv3`, y, width, cout, 1, 1, 0), cout);
+      } else {
+        y = relu(`${p}.relu`, bn(`${p}.bn1`, conv(`${p}.conv1`, x, cin, cout, 3, s, 1), cout));
+        y = bn(`${p}.bn2`, conv(`${p}.conv2`, y, cout, cout, 3, 1, 1), cout);
+      }
       let shortcut = identity;
       if (b === 0 && (s !== 1 || cin !== cout)) {
         shortcut = bn(`${p}.downsample.1`, conv(`${p}.downsample.0`, identity, cin, cout, 1, s, 0), cout);
@@ -123,7 +149,7 @@ export function buildResNet18(options: ResNet18Options = {}): OnnxModel {
         outputs: [`${p}.add_output`],
         attributes: [],
       });
-      x = relu(`${p}.relu_1`, `${p}.add_output`);
+      x = relu(`${p}.relu_${bottleneck ? 2 : 1}`, `${p}.add_output`);
       cin = cout;
     }
   }
@@ -143,12 +169,13 @@ export function buildResNet18(options: ResNet18Options = {}): OnnxModel {
     outputs: ['flatten_output'],
     attributes: [{ name: 'axis', type: 'int', i: 1 }],
   });
-  const bound = 1 / Math.sqrt(512);
+  const features = 512 * expansion;
+  const bound = 1 / Math.sqrt(features);
   inits.push(
     floatTensor(
       'fc.weight',
-      [numClasses, 512],
-      new Float32Array(numClasses * 512).map(() => rng.uniform(-bound, bound)),
+      [numClasses, features],
+      new Float32Array(numClasses * features).map(() => rng.uniform(-bound, bound)),
     ),
     floatTensor(
       'fc.bias',
@@ -171,12 +198,12 @@ export function buildResNet18(options: ResNet18Options = {}): OnnxModel {
   return {
     irVersion: 7,
     opsets: [{ domain: '', version: 13 }],
-    producerName: 'fewshot-lab resnet18 generator',
+    producerName: `fewshot-lab resnet${depth} generator`,
     producerVersion: '1',
-    docString: `ResNet18 (torchvision topology) with seeded random weights, seed ${options.seed ?? 0}. Not pretrained.`,
+    docString: `ResNet${depth} (torchvision topology) with seeded random weights, seed ${options.seed ?? 0}. Not pretrained.`,
     metadata: { seed: String(options.seed ?? 0), pretrained: 'false' },
     graph: {
-      name: 'resnet18',
+      name: `resnet${depth}`,
       nodes,
       initializers: inits,
       inputs: [{ name: 'input', elemType: DataType.FLOAT, shape: ['N', 3, 224, 224] }],

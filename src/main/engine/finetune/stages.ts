@@ -14,7 +14,7 @@ const STAGES: {
   names: [string, string];
 }[] = [
   {
-    match: (a) => a === 'resnet18',
+    match: (a) => /^resnet(18|34|50|101|152)$/.test(a),
     last: ['layer4.'],
     lastTwo: ['layer3.'],
     names: ['layer4', 'layer3 + layer4'],
