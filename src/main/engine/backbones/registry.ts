@@ -45,7 +45,13 @@ export function modelDirs(): { dir: string; source: BackboneSource }[] {
     .split(path.delimiter)
     .filter((d) => d.trim() !== '')
     .map((d) => ({ dir: path.resolve(d), source: 'extra' as const }));
-  return [{ dir: builtinModelsDir(), source: 'builtin' }, ...extra, { dir: userModelsDir(), source: 'user' }];
+  // Backbones converted into the installer by `npm run models:bundle` sit in models/bundled.
+  return [
+    { dir: path.join(builtinModelsDir(), 'bundled'), source: 'builtin' },
+    { dir: builtinModelsDir(), source: 'builtin' },
+    ...extra,
+    { dir: userModelsDir(), source: 'user' },
+  ];
 }
 
 export interface ManifestProblem {
