@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { npyBytes } from '../../src/main/engine/export/npy.ts';
 
 export interface Npy {
   descr: string;
@@ -42,22 +43,5 @@ export function readNpy(file: string): Npy {
 }
 
 export function writeNpy(file: string, shape: number[], data: Float32Array): void {
-  assert.equal(
-    shape.reduce((a, n) => a * n, 1),
-    data.length,
-    'shape and data agree',
-  );
-  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(', ');
-  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims}), }`;
-  const total = Math.ceil((10 + dict.length + 1) / 64) * 64;
-  const header = Buffer.alloc(total, 0x20);
-  header.write('\x93NUMPY', 0, 'latin1');
-  header[6] = 1;
-  header[7] = 0;
-  header.writeUInt16LE(total - 10, 8);
-  header.write(dict, 10, 'latin1');
-  header[total - 1] = 0x0a;
-  const body = Buffer.alloc(data.length * 4);
-  for (let i = 0; i < data.length; i++) body.writeFloatLE(data[i] as number, i * 4);
-  fs.writeFileSync(file, Buffer.concat([header, body]));
+  fs.writeFileSync(file, npyBytes(shape, data));
 }

@@ -1,6 +1,7 @@
 // One ONNX graph for a trained model: the backbone cut to its pooled features, then the head written as
-// ONNX ops — Sub(centre) → LpNormalization → Gemm → Mul(1/T) → Softmax — so any ONNX runtime gives the
-// app's probabilities. The fitted head also travels in the model's metadata, for import back into a
+// elementary ONNX ops — Sub(centre), the L2 normalisation as Mul/MatMul/Sqrt/Div, Gemm, Mul(1/T),
+// Softmax — so any ONNX consumer (ONNX Runtime, OpenCV DNN, the usual converters) gives the app's
+// probabilities. The fitted head also travels in the model's metadata, for import back into a
 // project.
 
 import type { Head } from './heads.ts';
@@ -53,6 +54,9 @@ export function classifierGraph(
     floatTensor('head.weight', [C, D], weight),
     floatTensor('head.bias', [C], bias),
     floatTensor('head.inv_temperature', [1], Float32Array.of(1 / head.temperature)),
+    floatTensor('head.ones', [D, 1], new Float32Array(D).fill(1)),
+    floatTensor('head.ones_row', [1, D], new Float32Array(D).fill(1)),
+    floatTensor('head.tiny', [1], Float32Array.of(1e-24)),
   ];
   nodes.push(
     {
@@ -63,16 +67,57 @@ export function classifierGraph(
       outputs: ['head.centred'],
       attributes: [],
     },
+    // ‖c‖ as Sqrt(MatMul(MatMul(c·c, 1), 1ᵀ) + 1e-24): the sum of squares as a product with a ones column, which
+    // every consumer runs (LpNormalization and ReduceSumSquare are not universally supported).
+    {
+      name: 'head.square',
+      opType: 'Mul',
+      domain: '',
+      inputs: ['head.centred', 'head.centred'],
+      outputs: ['head.squared'],
+      attributes: [],
+    },
+    {
+      name: 'head.sumsq',
+      opType: 'MatMul',
+      domain: '',
+      inputs: ['head.squared', 'head.ones'],
+      outputs: ['head.sumsq'],
+      attributes: [],
+    },
+    {
+      // Spread back to [N, D] by a product too: some consumers (OpenCV 4.6) cannot broadcast a computed
+      // [N, 1] against [N, D].
+      name: 'head.spread',
+      opType: 'MatMul',
+      domain: '',
+      inputs: ['head.sumsq', 'head.ones_row'],
+      outputs: ['head.sumsq_rows'],
+      attributes: [],
+    },
+    {
+      name: 'head.sumsq_safe',
+      opType: 'Add',
+      domain: '',
+      inputs: ['head.sumsq_rows', 'head.tiny'],
+      outputs: ['head.sumsq_safe'],
+      attributes: [],
+    },
+    {
+      name: 'head.norm',
+      opType: 'Sqrt',
+      domain: '',
+      inputs: ['head.sumsq_safe'],
+      outputs: ['head.norm'],
+      attributes: [],
+    },
     {
       name: 'head.l2norm',
-      opType: 'LpNormalization',
+      opType: 'Div',
       domain: '',
-      inputs: ['head.centred'],
+      inputs: ['head.centred', 'head.norm'],
       outputs: ['head.normalised'],
-      attributes: [
-        { name: 'axis', type: 'int', i: 1 },
-        { name: 'p', type: 'int', i: 2 },
-      ],
+      attributes: [],
     },
     {
       name: 'head.gemm',

@@ -1,5 +1,5 @@
-// The model export bundle: model.onnx (backbone + head, one graph), preprocessing.json, labels.json,
-// model-card.md and parity.json — a check that the exported graph, run through ONNX Runtime, gives the
+// The model export bundle: model.onnx (backbone + head, one graph, portable operators only),
+// preprocessing.json, labels.json, model-card.md, test-vectors/ and parity.json — a check that the exported graph, run through ONNX Runtime, gives the
 // app's predictions on the training images. A bundle imports back into a project.
 
 import { PERCENTILE_WINDOW, type HighBitDepth } from '../../../shared/domain.ts';
@@ -27,6 +27,11 @@ import { loadModelRunner, type ModelRunner } from '../model-runner.ts';
 import { softwareVersions } from '../versions.ts';
 import { classifierGraph, HEAD_METADATA_KEY } from '../classify/classifier-graph.ts';
 import { modelCard } from './model-card.ts';
+import { portableGraph } from './portable.ts';
+import { buildTestVectors } from './test-vectors.ts';
+import sharp from 'sharp';
+
+const sharpVersions = sharp.versions as Record<string, string | undefined>;
 
 /** The bundle's 16-bit policy, in the ONNX metadata (a model imported back reads files the same way). */
 export const HIGH_BIT_DEPTH_METADATA_KEY = 'fewshot.high_bit_depth';
@@ -150,7 +155,9 @@ export async function exportModel(
     head = deserializeHead(artefact);
     graph = classifierGraph(featureGraph(backboneGraph(entry), entry.output.name), head, metadata);
   }
-  const onnx = encodeModel(graph);
+  // Only operators every common ONNX consumer accepts (older graphs are rewritten; anything else stops here).
+  const portable = portableGraph(graph);
+  const onnx = encodeModel(portable.model);
   const modelSha256 = crypto.createHash('sha256').update(onnx).digest('hex');
   const spec = entry.input;
 
@@ -158,6 +165,7 @@ export async function exportModel(
   options.onProgress?.('checking parity');
   const runner = await loadModelRunner(project, model, backbone);
   let parity: Parity;
+  let vectors: Awaited<ReturnType<typeof buildTestVectors>> | null = null;
   try {
     parity = await parityCheck(
       project,
@@ -169,10 +177,17 @@ export async function exportModel(
       options.parityTolerance ?? PARITY_TOLERANCE,
       options.signal,
     );
+    // The test vectors go through the app's own path too, so the parity check covers them.
+    if (parity.passed) {
+      options.onProgress?.('writing test vectors');
+      vectors = await buildTestVectors(project, model, onnx, spec, policy, runner);
+    }
   } finally {
     await runner.release();
   }
-  if (!parity.passed) {
+  if (vectors && vectors.summary.appMaxDifference > (options.parityTolerance ?? PARITY_TOLERANCE))
+    parity = { ...parity, passed: false };
+  if (!parity.passed || !vectors) {
     throw new FewShotError(
       'INTERNAL',
       `The exported model does not reproduce the app's predictions (${parity.sameClass}/${parity.images} same class, max probability difference ${parity.maxProbabilityDifference}); nothing was written.`,
@@ -183,7 +198,7 @@ export async function exportModel(
     ['model.onnx', onnx],
     [
       'preprocessing.json',
-      `${JSON.stringify(preprocessingSpec(spec, policy, model.classes.length), null, 2)}\n`,
+      `${JSON.stringify(preprocessingSpec(spec, policy, model.classes.length, portable), null, 2)}\n`,
     ],
     ['labels.json', `${JSON.stringify(model.classes, null, 2)}\n`],
     ['parity.json', `${JSON.stringify(parity, null, 2)}\n`],
@@ -197,8 +212,12 @@ export async function exportModel(
         parity,
         software: softwareVersions(),
         excluded: project.images.page({ excluded: true }, 0, 1).total,
+        vectors: vectors.summary,
+        ops: portable.ops,
+        opset: portable.opset,
       }),
     ],
+    ...vectors.files,
   ];
   options.onProgress?.('writing');
   const dir = path.resolve(outDir);
@@ -216,14 +235,20 @@ export async function exportModel(
 function writeBundle(dir: string, files: [string, string | Uint8Array][]): void {
   const fresh = !fs.existsSync(dir) || fs.readdirSync(dir).length === 0;
   if (!fresh) {
-    for (const [name, data] of files) writeFileAtomic(path.join(dir, name), data);
+    for (const [name, data] of files) {
+      fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+      writeFileAtomic(path.join(dir, name), data);
+    }
     return;
   }
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const tmp = temporaryPath(dir);
   try {
     fs.mkdirSync(tmp);
-    for (const [name, data] of files) writeFileAtomic(path.join(tmp, name), data);
+    for (const [name, data] of files) {
+      fs.mkdirSync(path.dirname(path.join(tmp, name)), { recursive: true });
+      writeFileAtomic(path.join(tmp, name), data);
+    }
     if (fs.existsSync(dir)) fs.rmdirSync(dir); // the empty folder the user picked
     fs.renameSync(tmp, dir);
     fsyncFolder(path.dirname(dir));
@@ -234,8 +259,14 @@ function writeBundle(dir: string, files: [string, string | Uint8Array][]): void 
 }
 
 /** preprocessing.json: every step from file bytes to the input tensor. */
-function preprocessingSpec(spec: PreprocessSpec, policy: HighBitDepth, classes: number): unknown {
+function preprocessingSpec(
+  spec: PreprocessSpec,
+  policy: HighBitDepth,
+  classes: number,
+  graph: { ops: string[]; opset: number },
+): unknown {
   return {
+    graph: { opset: graph.opset, operators: graph.ops },
     input: {
       name: spec.name,
       layout: spec.layout,
@@ -263,7 +294,10 @@ function preprocessingSpec(spec: PreprocessSpec, policy: HighBitDepth, classes: 
         op: 'resize',
         shorterSide: spec.resizeShorter ?? 256,
         interpolation: 'bilinear, antialiased (libvips linear kernel)',
+        implementation: `libvips ${sharpVersions.vips ?? '?'} through sharp ${sharpVersions.sharp ?? '?'}: resize(width, height, { fit: 'fill', kernel: 'linear' }) from the decoded 8-bit sRGB image, output rounded to 8 bits`,
         rounding: 'longer side = floor(shorter * long / short)',
+        otherLibraries:
+          "Pillow's Image.resize(size, BILINEAR) (torchvision's Resize on PIL images) differs slightly; test-vectors/vectors.json states what it changes in the probabilities",
       },
       {
         op: 'centerCrop',

@@ -9,6 +9,7 @@ import { isFinetuned } from '../../../shared/strategies.ts';
 type Parity = ExportSummary['parity'];
 import { PERCENTILE_WINDOW } from '../../../shared/domain.ts';
 import { modelHighBitDepth } from '../image/windowing.ts';
+import type { TestVectorSummary } from './test-vectors.ts';
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(1)} %`;
@@ -22,6 +23,9 @@ export function modelCard(a: {
   parity: Parity;
   software: Record<string, string>;
   excluded: number;
+  vectors?: TestVectorSummary;
+  ops?: string[];
+  opset?: number;
 }): string {
   const { model } = a;
   const counts = new Map<string, number>();
@@ -76,7 +80,28 @@ ${est ? `Estimated by ${estimateLabel(est)}, with groups kept whole:\n- Accuracy
 The exported graph was run through ONNX Runtime on ${a.parity.images} training images: ${a.parity.sameClass} gave the same
 class as the app, largest probability difference ${a.parity.maxProbabilityDifference.toExponential(2)} (${a.parity.passed ? 'passed' : 'FAILED'}).
 
-## Limitations
+${
+  a.vectors
+    ? `## Checking your runtime
+\`test-vectors/\` holds ${a.vectors.count} training images (\`images/\`), the exact input tensors the app made from
+them (\`inputs.npy\`, float32, in the layout of \`preprocessing.json\`), and this graph's \`logits.npy\` and \`probabilities.npy\` for those tensors.
+1. Runtime: feed \`inputs.npy\` to \`model.onnx\`; every probability should match \`probabilities.npy\` within
+   ${a.vectors.tensorTolerance}. \`python3 test-vectors/check.py\` does this with onnxruntime, or \`--opencv\` with OpenCV's DNN module.
+2. Your decoding and resizing: run the images through your own pipeline and compare its tensors with
+   \`inputs.npy\` (and its probabilities with \`probabilities.npy\`); a gap here, with step 1 passing, is your pipeline.
+
+The graph uses only these ONNX operators${a.opset ? ` (opset ${a.opset})` : ''}: ${(a.ops ?? []).join(', ')}.
+
+## Resizing with another library
+The app resizes with libvips (bilinear, antialiased; see \`preprocessing.json\`). With Pillow's
+\`Image.resize(…, BILINEAR)\` and torchvision's \`CenterCrop\` instead (torchvision's usual transform), the input
+crops of the test images differed by ${a.vectors.pil.meanPixelDifference.toFixed(2)} grey levels on average (of 255) and the
+probabilities by up to ${a.vectors.pil.maxProbabilityDifference.toFixed(4)}, with ${a.vectors.pil.sameClass} of ${a.vectors.pil.images} images given the same class —
+measured at export on these images. Use libvips (e.g. \`pyvips\`, \`sharp\`) to reproduce the app exactly.
+
+`
+    : ''
+}## Limitations
 ${limitations.map((l) => `- ${l}`).join('\n')}
 `;
 }
