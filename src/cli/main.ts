@@ -3,6 +3,7 @@
 
 import { parseArgs } from 'node:util';
 import { FewShotError, toErrorData } from '../shared/errors.ts';
+import { nameThisProgram } from '../main/services/projects.ts';
 import { COMMANDS } from './commands.ts';
 import type { CliContext } from './context.ts';
 
@@ -16,21 +17,29 @@ const USAGE = `usage: fewshot <command> [options]
                                       import a folder with one subfolder per class; --frames each:
                                       every page of a multi-page TIFF / frame of a DICOM as an image
   models list                         backbones: installed and missing
-  models add PATH [--id ID] [--preset imagenet|caffe-bgr|tf-inception]
+  models add PATH [--id ID] [--preset imagenet|caffe-bgr|tf-inception] [--architecture resnet18|…]
+                                      PATH: an .onnx file, a PyTorch state dict (.pth: torchvision
+                                      ResNet18/34/50/101/152, e.g. resnet18-f37072fd.pth) or a TF.js model.json
   features FILE --backbone ID [--device auto|cpu|gpu]
                                       compute (or read cached) features
+  embed PROJECT|FOLDER --backbone ID --out FILE.csv|FILE.npy [--device auto|cpu|gpu] [--include-excluded]
+           [--force]                  every image's feature vector with its path, label and group
+                                      (.npy: float32 N × D, rows in FILE.rows.csv)
   train FILE --backbone ID --strategy prototype|linear [--seed N] [--class-balanced] [--weight-decay X]
   train FILE --backbone ID --strategy last-stage|last-two-stages|full [--epochs N] [--lr X] [--lr-backbone X]
            [--augment hflip,rotate=15,crop=0.6,...|none] [--seed N] [--device cpu|gpu|auto] [--adapt-bn]
   augment-preview FILE IMAGE --n 8 --out DIR [--augment SPEC] [--seed N]
   evaluate FILE --backbone ID --strategy S [--shots K --episodes E [--ways W] [--queries Q] | --folds K
-           | --loo | --holdout FRACTION] [--seed N] [--no-groups]
+           | --loo | --holdout FRACTION] [--seed N] [--no-groups] [--tta none|flip|flip+crops]
   curve FILE --backbone ID --strategy S [--episodes E] [--seed N]
   trained FILE                        trained models in the project
   classify FILE --model ID FOLDER --out CSV [--sort-into DIR [--link]] [--min-confidence P] [--device auto|cpu|gpu]
+           [--tta none|flip|flip+crops]   average each file's probabilities over its views
   export FILE --model ID --out DIR    model.onnx (backbone + head), preprocessing, labels, model card
   import-model FILE DIR               a bundle made by export, back into a project
   report FILE --model ID --out PDF    the evaluation report; --batch RUN_ID for a batch report
+  serve FILE --model ID [--port N] [--host ADDR] [--token-file PATH] [--device auto|cpu|gpu] [--tta KIND]
+                                      a local HTTP prediction service (127.0.0.1:8765, bearer token)
 
 Every command takes --json.`;
 
@@ -79,6 +88,13 @@ export async function main(argv: string[]): Promise<number> {
         augment: { type: 'string' },
         device: { type: 'string' },
         'adapt-bn': { type: 'boolean' },
+        architecture: { type: 'string' },
+        tta: { type: 'string' },
+        'include-excluded': { type: 'boolean' },
+        force: { type: 'boolean' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'token-file': { type: 'string' },
         n: { type: 'string' },
       },
     });
@@ -124,6 +140,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const args = positionals.slice(key.split(' ').length);
+  // Another program that finds a project in use by this command is told which one.
+  nameThisProgram(`\`fewshot ${key}\``);
   try {
     const result = await command(args, ctx);
     if (process.stderr.isTTY && !ctx.json) process.stderr.write('\r\x1b[K');

@@ -1,6 +1,7 @@
 // Option parsing: from `--flags` to the use cases' request objects (the same schemas the app's
 // channels parse), so the command line and the app cannot drift apart.
 
+import { isTtaKind, TTA_KINDS, type TtaKind } from '../shared/tta.ts';
 import type { z } from 'zod';
 import { parseAugment } from '../shared/augment.ts';
 import { FewShotError } from '../shared/errors.ts';
@@ -86,6 +87,14 @@ export function deviceOption(ctx: CliContext): FinetuneSettings['device'] {
   if (device && !(DEVICES as readonly string[]).includes(device))
     throw new FewShotError('INVALID_INPUT', `--device is ${DEVICES.join(', ')}.`);
   return device as FinetuneSettings['device'];
+}
+
+/** --tta none|flip|flip+crops: test-time augmentation. */
+export function ttaOption(ctx: CliContext): TtaKind | undefined {
+  const tta = stringOption(ctx, 'tta');
+  if (tta !== undefined && !isTtaKind(tta))
+    throw new FewShotError('INVALID_INPUT', `--tta is ${TTA_KINDS.join(', ')}.`);
+  return tta;
 }
 
 /** --epochs, --lr, --lr-backbone, --augment, --device, --adapt-bn. */

@@ -1,14 +1,24 @@
-// Builds the object the preload exposes as `window.fewshot`: one function per contract channel and
-// onJobEvent, nothing else (never ipcRenderer itself). Pure, so the allowlist is testable in plain Node.
+// Builds the object the preload exposes as `window.fewshot`: one function per contract channel,
+// onJobEvent, pickPath (the native open/save dialog) and onEngineNotice (the engine stopped and was
+// restarted), nothing else (never ipcRenderer itself). Pure, so the allowlist is testable in plain Node.
 
 import { CHANNEL_NAMES } from '../shared/channels.ts';
 
 export type Invoke = (channel: string, input: unknown) => Promise<unknown>;
 export type Subscribe = (listener: (event: unknown) => void) => () => void;
+export type Pick = (request: unknown) => Promise<unknown>;
 
-export function buildApi(invoke: Invoke, subscribe: Subscribe): Record<string, unknown> {
+export function buildApi(
+  invoke: Invoke,
+  subscribe: Subscribe,
+  pick?: Pick,
+  subscribeEngine?: Subscribe,
+): Record<string, unknown> {
   const api: Record<string, unknown> = {};
   for (const channel of CHANNEL_NAMES) api[channel] = (input: unknown) => invoke(channel, input);
   api.onJobEvent = (listener: (event: unknown) => void) => subscribe(listener);
+  if (pick) api.pickPath = (request: unknown) => pick(request);
+  if (subscribeEngine)
+    api.onEngineNotice = (listener: (notice: unknown) => void) => subscribeEngine(listener);
   return Object.freeze(api);
 }

@@ -1,4 +1,5 @@
-// The preload: exposes the contract, one function per channel, through contextBridge.
+// The preload: exposes the contract, one function per channel, and the native file dialog through
+// contextBridge.
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
 import { buildApi } from './api.ts';
 
@@ -10,6 +11,12 @@ contextBridge.exposeInMainWorld(
       const handler = (_e: IpcRendererEvent, event: unknown): void => listener(event);
       ipcRenderer.on('fsl:event', handler);
       return () => ipcRenderer.removeListener('fsl:event', handler);
+    },
+    (request) => ipcRenderer.invoke('fsl:pick', request),
+    (listener) => {
+      const handler = (_e: IpcRendererEvent, notice: unknown): void => listener(notice);
+      ipcRenderer.on('fsl:engine', handler);
+      return () => ipcRenderer.removeListener('fsl:engine', handler);
     },
   ),
 );

@@ -3,13 +3,16 @@
 // contract is served over Electron IPC and over the browser host's WebSocket. Channels that start long
 // work take the use case's own request schema (requests.ts) and answer with the job's id at once.
 
+import { TTA_KINDS } from './tta.ts';
 import { z } from 'zod';
 import { AugmentSpecSchema } from './augment.ts';
 import type { CHANNEL_NAMES } from './channels.ts';
 import type { BackboneInfo } from './backbones.ts';
 import { HIGH_BIT_DEPTH_POLICIES } from './domain.ts';
 import type { BackupInfo, HighBitDepth, RecoveryReport, RejectedFile } from './domain.ts';
+import type { EngineNotice } from './engine.ts';
 import type { ErrorData, Result } from './errors.ts';
+import { FilesListSchema, type FolderListing, type PickRequest, type PickResult } from './files.ts';
 import type { JobEvent, JobSummary } from './jobs.ts';
 import { pathSchema, ProtocolSchema, recordIdSchema, REQUESTS } from './requests.ts';
 import type { BatchRunView, ModelRecord, PredictionRow, ReviewData } from './results.ts';
@@ -39,6 +42,8 @@ export const INPUTS = {
   'project.recover': z.strictObject({ file: pathSchema }),
   'project.restore': z.strictObject({ file: pathSchema, backup: pathSchema }),
   'models.list': empty,
+  'models.add': REQUESTS['backbone-add'],
+  'files.list': FilesListSchema,
   'dataset.import': REQUESTS.import,
   'dataset.summary': empty,
   'dataset.images': z.strictObject({
@@ -53,6 +58,7 @@ export const INPUTS = {
   }),
   'dataset.exclude': z.strictObject({ imageIds: z.array(id).min(1).max(100000), excluded: z.boolean() }),
   'dataset.checks': REQUESTS.checks,
+  'dataset.exportEmbeddings': REQUESTS.embeddings,
   'augment.preview': z.strictObject({
     imageId: id,
     spec: AugmentSpecSchema,
@@ -63,7 +69,11 @@ export const INPUTS = {
   'train.start': REQUESTS.train,
   'train.models': empty,
   'train.estimate': REQUESTS['train-estimate'],
-  'review.get': z.strictObject({ modelId: recordIdSchema, protocol: ProtocolSchema.optional() }),
+  'review.get': z.strictObject({
+    modelId: recordIdSchema,
+    protocol: ProtocolSchema.optional(),
+    tta: z.enum(TTA_KINDS).optional(),
+  }),
   'review.start': REQUESTS.review,
   'batch.start': REQUESTS.batch,
   'batch.runs': empty,
@@ -168,6 +178,8 @@ export interface Outputs {
   'project.recover': RecoveryReport;
   'project.restore': ProjectInfo;
   'models.list': { models: BackboneInfo[]; problems: { dir: string; message: string }[] };
+  'models.add': JobInfo;
+  'files.list': FolderListing;
   'dataset.import': JobInfo;
   'dataset.summary': DatasetSummary;
   'dataset.images': { total: number; images: ImageItem[] };
@@ -175,6 +187,7 @@ export interface Outputs {
   'dataset.relabel': { updated: number };
   'dataset.exclude': { updated: number };
   'dataset.checks': JobInfo;
+  'dataset.exportEmbeddings': JobInfo;
   'augment.preview': { variants: string[] };
   'train.recommend': Recommendation;
   'train.start': JobInfo;
@@ -199,9 +212,15 @@ export type Output<C extends Channel> = Outputs[C];
 /** Messages on the wire (WebSocket or Electron's utility-process port). */
 export type WireMessage = { id: number; result: Result<unknown> } | { event: JobEvent };
 
-/** The API the renderer sees: one function per channel, plus the job events. */
+/**
+ * The API the renderer sees: one function per channel, plus the job events, and under Electron the
+ * native open/save dialog (the browser host has none: its window browses with `files.list`).
+ */
 export type FewShotApi = { [C in Channel]: (input: Input<C>) => Promise<Result<Output<C>>> } & {
   onJobEvent(listener: (e: JobEvent) => void): () => void;
+  pickPath?: (request: PickRequest) => Promise<PickResult>;
+  /** Under Electron: the engine's process stopped and was restarted, or is no longer restarted. */
+  onEngineNotice?: (listener: (notice: EngineNotice) => void) => () => void;
 };
 
 export type { ErrorData };

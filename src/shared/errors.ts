@@ -5,6 +5,10 @@ export const ERROR_CODES = [
   'INVALID_INPUT',
   'NOT_FOUND',
   'ALREADY_EXISTS',
+  /** A path outside the folders the app may show (the browser host's file browser). */
+  'PATH_NOT_ALLOWED',
+  /** A request to the prediction service (`fewshot serve`) without its bearer token. */
+  'UNAUTHORIZED',
   'UNSUPPORTED_IMAGE',
   'NOT_AN_IMAGE',
   'CORRUPT_IMAGE',
@@ -19,6 +23,10 @@ export const ERROR_CODES = [
   'PROJECT_INVALID',
   'PROJECT_CORRUPT',
   'PROJECT_READONLY',
+  /** Another program (the app, a `fewshot` command) has the project open for writing; the message names it. */
+  'PROJECT_IN_USE',
+  /** The engine's process stopped (a native crash) while a request or a job was in flight. */
+  'ENGINE_STOPPED',
   'DISK_FULL',
   'CANCELLED',
   'INTERNAL',

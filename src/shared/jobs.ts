@@ -2,6 +2,7 @@
 // window receives. A job's id is the id of its row in the project file, from the request to the end.
 
 import type { ImportSummary, FeatureSummary } from './domain.ts';
+import type { EmbeddingsSummary } from './embeddings.ts';
 import type { ErrorData } from './errors.ts';
 import type { Request } from './requests.ts';
 import type { TrainMeasurement } from './train-estimate.ts';
@@ -28,9 +29,27 @@ export const JOB_KINDS = [
   'report',
   'export',
   'audit-export',
+  'backbone-add',
   'train-estimate',
+  'embeddings',
 ] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
+
+/** Jobs of the app rather than of a project (adding a backbone): they run with no project open, and have no row. */
+export const APP_JOB_KINDS = ['backbone-add'] as const satisfies readonly JobKind[];
+export type AppJobKind = (typeof APP_JOB_KINDS)[number];
+export type ProjectJobKind = Exclude<JobKind, AppJobKind>;
+
+export function isAppJobKind(kind: JobKind): kind is AppJobKind {
+  return (APP_JOB_KINDS as readonly JobKind[]).includes(kind);
+}
+
+/** A backbone just installed, as the window shows it. */
+export interface BackboneAdded {
+  id: string;
+  architecture: string;
+  featureDim: number;
+}
 
 export const JOB_STATUSES = ['queued', 'running', 'done', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
@@ -48,7 +67,9 @@ export interface JobResults {
   report: ReportResult;
   export: ExportSummary;
   'audit-export': { out: string; entries: number };
+  'backbone-add': BackboneAdded;
   'train-estimate': TrainMeasurement;
+  embeddings: EmbeddingsSummary;
 }
 
 export type JobRequests = { [K in JobKind]: Request<K> };

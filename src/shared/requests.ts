@@ -1,6 +1,7 @@
 // What each use case takes, as zod schemas: the window's channels, the command line and the job workers
 // parse the same objects, so a setting cannot exist on one face and be missing on another.
 
+import { TTA_KINDS } from './tta.ts';
 import { z } from 'zod';
 import { AugmentSpecSchema } from './augment.ts';
 import { FINETUNE_STRATEGIES, FROZEN_STRATEGIES, TRAIN_STRATEGIES } from './strategies.ts';
@@ -76,6 +77,8 @@ export const REQUESTS = {
     seed,
     groupAware: z.boolean().optional(),
     finetune: FinetuneSettingsSchema.optional(),
+    /** Score each test image over these views (frozen-feature strategies). */
+    tta: z.enum(TTA_KINDS).optional(),
   }),
   curve: z.strictObject({
     backbone: backboneIdSchema,
@@ -88,6 +91,8 @@ export const REQUESTS = {
     modelId: recordIdSchema,
     protocol: ProtocolSchema.optional(),
     groupAware: z.boolean().optional(),
+    /** Also evaluate with test-time augmentation, to compare (frozen-feature models). */
+    tta: z.enum(TTA_KINDS).optional(),
   }),
   batch: z.strictObject({
     modelId: recordIdSchema,
@@ -98,6 +103,7 @@ export const REQUESTS = {
     minConfidence: z.number().min(0).max(1),
     batchSize: z.number().int().min(1).max(512).optional(),
     device: z.enum(DEVICES).optional(),
+    tta: z.enum(TTA_KINDS).optional(),
   }),
   report: z.discriminatedUnion('kind', [
     z.strictObject({
@@ -106,17 +112,35 @@ export const REQUESTS = {
       out: pathSchema,
       protocol: ProtocolSchema.optional(),
       groupAware: z.boolean().optional(),
+      /** Also report the evaluation with test-time augmentation, beside the single-view one. */
+      tta: z.enum(TTA_KINDS).optional(),
     }),
     z.strictObject({ kind: z.literal('batch'), runId: recordIdSchema, out: pathSchema }),
   ]),
   export: z.strictObject({ modelId: recordIdSchema, out: pathSchema }),
   'audit-export': z.strictObject({ out: pathSchema }),
+  /** Install a backbone from a file the user has (.onnx, a PyTorch .pth, a TF.js model.json). */
+  'backbone-add': z.strictObject({
+    file: pathSchema,
+    id: backboneIdSchema.optional(),
+    preset: z.string().min(1).max(100).optional(),
+  }),
   /** Measure one training step and one batch of the frozen layers: the run's duration before it starts. */
   'train-estimate': z.strictObject({
     strategy: z.enum(FINETUNE_STRATEGIES),
     backbone: backboneIdSchema,
     device: z.enum(DEVICES).optional(),
     adaptBatchNorm: z.boolean().optional(),
+  }),
+  /** Every image's feature vector to `out` (.csv or .npy, by its extension); `force` overwrites. */
+  embeddings: z.strictObject({
+    backbone: backboneIdSchema,
+    out: pathSchema,
+    includeExcluded: z.boolean().optional(),
+    force: z.boolean().optional(),
+    batchSize: z.number().int().min(1).max(512).optional(),
+    threads: z.number().int().min(1).max(256).optional(),
+    device: z.enum(DEVICES).optional(),
   }),
 } as const;
 

@@ -2,6 +2,7 @@
 // batch predictions. Plain data, no behaviour.
 
 import type { FrozenStrategy, TrainStrategy } from './strategies.ts';
+import type { RunTta, TtaKind } from './tta.ts';
 
 export type { TrainStrategy };
 /** A head on frozen features. */
@@ -65,6 +66,12 @@ export interface EvaluationResult {
   testPredictions: number;
   /** ECE of all test predictions (absent in evaluations stored before it was recorded). */
   calibration?: Calibration;
+  /**
+   * Test-time augmentation: each test image's probabilities averaged over its views, with a temperature
+   * fitted on held-out raw logits of the same views (each block of splits scored with a temperature
+   * fitted on the other blocks). Absent: single view.
+   */
+  tta?: { kind: TtaKind; views: number; temperature: number };
 }
 
 export interface CurvePoint {
@@ -177,6 +184,8 @@ export interface PredictionRow {
 export interface ReviewData {
   model: ModelRecord;
   evaluation: EvaluationResult;
+  /** The same evaluation with test-time augmentation, when it was asked for (frozen-feature models). */
+  ttaEvaluation?: EvaluationResult;
   curve: CurvePoint[];
   /** Two classes only: the ROC curve of the second class against the first. */
   roc: { fpr: number; tpr: number }[] | null;
@@ -221,4 +230,6 @@ export interface BatchRunView {
   perClass: Record<string, number>;
   csv: string | null;
   minConfidence: number | null;
+  /** Test-time augmentation of the run (null: single view). */
+  tta: RunTta | null;
 }

@@ -191,6 +191,15 @@ test(
     assert.equal(kinds.filter((j) => j.kind === 'review').length, 1, 'one evaluation for two visits');
     assert.ok(kinds.some((j) => j.kind === 'train' && j.status === 'cancelled'));
 
+    // Review: the same evaluation with test-time augmentation, beside the single view.
+    await page.getByTestId('review-tta-kind').selectOption('flip');
+    await page.getByTestId('review-tta-start').click();
+    const ttaTable = page.getByTestId('review-tta-table');
+    await ttaTable.waitFor({ timeout: 180_000 });
+    assert.match(await ttaTable.innerText(), /Single view[\s\S]*2 views[\s\S]*Accuracy[\s\S]*points/);
+    await page.getByTestId('review-tta').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(SHOTS, '5b-review-tta-window.png') });
+
     // Batch: classify a folder with a damaged file among real crops.
     const incoming = tmpDir('fsl-e2e-incoming-');
     const outDir = tmpDir('fsl-e2e-out-');
@@ -220,6 +229,17 @@ test(
       .waitFor({ timeout: 60_000 });
     assert.equal(fs.readFileSync(batchPdf).subarray(0, 5).toString(), '%PDF-');
     await shot('6-batch');
+
+    // The same folder with two views per image: the run says so.
+    await page.getByTestId('batch-out').fill(path.join(outDir, 'results-views.csv'));
+    await page.getByTestId('batch-tta').selectOption('flip');
+    await page.getByTestId('start-batch').click();
+    await page
+      .getByTestId('batch-summary')
+      .getByText(/centre crop and its mirror \(2 views/)
+      .waitFor({ timeout: 180_000 });
+    assert.ok(fs.existsSync(path.join(outDir, 'results-views.csv')));
+    await page.screenshot({ path: path.join(SHOTS, '6b-batch-views-window.png') });
 
     // Report: the evaluation PDF and the model bundle.
     await page.getByTestId('nav-report').click();

@@ -117,3 +117,69 @@ test('the bundled engine runs its jobs in the bundled job worker (plain Node, as
     await bundled.close();
   }
 });
+
+/** The `electronFuses:` block of electron-builder.yml, as key → value. */
+function builderFuses(): Record<string, string> {
+  const lines = fs.readFileSync(path.join(REPO, 'electron-builder.yml'), 'utf8').split('\n');
+  const start = lines.findIndex((l) => /^electronFuses:\s*$/.test(l));
+  assert.ok(start >= 0, 'electron-builder.yml has an electronFuses block');
+  const fuses: Record<string, string> = {};
+  for (const l of lines.slice(start + 1)) {
+    if (/^\s*(#.*)?$/.test(l)) continue;
+    const m = /^\s+([A-Za-z]+):\s*(\S+)\s*(#.*)?$/.exec(l);
+    if (!m) break;
+    fuses[m[1] as string] = m[2] as string;
+  }
+  return fuses;
+}
+
+function sourceFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) return sourceFiles(p);
+    return /\.(ts|mts|js|mjs|cjs|svelte)$/.test(e.name) ? [p] : [];
+  });
+}
+
+test('the packaged app flips the fuses, and no code runs the Electron binary as Node', () => {
+  const fuses = builderFuses();
+  assert.deepEqual(fuses, {
+    runAsNode: 'false',
+    enableNodeOptionsEnvironmentVariable: 'false',
+    enableNodeCliInspectArguments: 'false',
+    onlyLoadAppFromAsar: 'true',
+    enableEmbeddedAsarIntegrityValidation: 'true',
+  });
+  // Every key is one the installed electron-builder knows (a misspelt fuse would be ignored).
+  const schema = JSON.parse(
+    fs.readFileSync(path.join(REPO, 'node_modules', 'app-builder-lib', 'scheme.json'), 'utf8'),
+  ) as { definitions: { FuseOptionsV1: { properties: Record<string, unknown> } } };
+  for (const key of Object.keys(fuses))
+    assert.ok(key in schema.definitions.FuseOptionsV1.properties, `electron-builder knows the fuse ${key}`);
+
+  // With RunAsNode off, the variable would be ignored: decoders are utility processes instead.
+  const runAsNode = ['ELECTRON', 'RUN', 'AS', 'NODE'].join('_');
+  const sources = ['src', 'scripts', 'bin'].flatMap((d) => sourceFiles(path.join(REPO, d)));
+  assert.ok(sources.length > 50);
+  for (const f of sources) assert.ok(!fs.readFileSync(f, 'utf8').includes(runAsNode), path.relative(REPO, f));
+  const bundles = path.join(REPO, 'dist', 'main', 'electron');
+  if (fs.existsSync(bundles))
+    for (const f of sourceFiles(bundles))
+      assert.ok(!fs.readFileSync(f, 'utf8').includes(runAsNode), path.relative(REPO, f));
+});
+
+test('under Node, decoders are plain child processes (the path the decode tests run)', async () => {
+  const { decoderLauncher, forkDecoder } = await import('../../src/main/engine/image/decoder-process.ts');
+  assert.equal(process.versions.electron, undefined);
+  assert.equal(decoderLauncher(), forkDecoder);
+});
+
+test('the preload adds the engine notices only when the shell gives them, and nothing else', () => {
+  const api = buildApi(
+    async () => ({ ok: true, value: null }),
+    () => () => undefined,
+    async () => ({ path: null }),
+    () => () => undefined,
+  );
+  assert.deepEqual(Object.keys(api).sort(), [...CHANNELS, 'onJobEvent', 'pickPath', 'onEngineNotice'].sort());
+});

@@ -33,7 +33,8 @@ test(
     const before = fs.readFileSync(file);
     fs.chmodSync(file, 0o444);
     fs.chmodSync(dir, 0o777);
-    const fileRo = fewshot(dir, 'trained', file);
+    // A command that writes (`trained` only reads, and works on read-only storage).
+    const fileRo = fewshot(dir, 'project', 'settings', file);
     assert.notEqual(fileRo.status, 0);
     assert.match(
       fileRo.stderr,
@@ -43,7 +44,7 @@ test(
 
     fs.chmodSync(file, 0o666);
     fs.chmodSync(dir, 0o555);
-    const folderRo = fewshot(tmpDir(), 'trained', file);
+    const folderRo = fewshot(tmpDir(), 'project', 'settings', file);
     assert.match(folderRo.stderr, /PROJECT_READONLY: .*its folder is read-only/);
     const create = fewshot(tmpDir(), 'project', 'create', path.join(dir, 'new.fsl'));
     assert.match(create.stderr, /PROJECT_READONLY/);

@@ -41,11 +41,16 @@ const projectSettings: Command = async (args, ctx) => {
 const backup: Command = async (args, ctx) => {
   const [file] = need(args, 1, 'backup FILE --out PATH') as [string];
   const out = requiredOption(ctx, 'out');
-  return withProject(file, async (p) => {
-    const r = await backupProject(p, out);
-    ctx.log(`Backed up ${file} to ${out}`);
-    return r;
-  });
+  // An online copy only reads: it works while the app or another command has the project open.
+  return withProject(
+    file,
+    async (p) => {
+      const r = await backupProject(p, out);
+      ctx.log(`Backed up ${file} to ${out}`);
+      return r;
+    },
+    { readonly: true },
+  );
 };
 
 const importCmd: Command = async (args, ctx) => {

@@ -1,5 +1,6 @@
 // `fewshot classify | report | export | import-model | augment-preview`.
 
+import { ttaLabel } from '../../shared/tta.ts';
 import { FewShotError } from '../../shared/errors.ts';
 import { classifyBatch } from '../../main/services/batch.ts';
 import { exportBundle, importBundle } from '../../main/services/bundles.ts';
@@ -21,6 +22,7 @@ import {
   requiredOption,
   REQUESTS,
   stringOption,
+  ttaOption,
 } from '../options.ts';
 
 const classify: Command = async (args, ctx) => {
@@ -36,6 +38,7 @@ const classify: Command = async (args, ctx) => {
       minConfidence: numberOption(ctx, 'min-confidence', 0.5),
       batchSize: optionalInt(ctx, 'batch-size'),
       device: deviceOption(ctx),
+      tta: ttaOption(ctx),
     }),
   );
   return withProject(file, async (p) => {
@@ -44,6 +47,7 @@ const classify: Command = async (args, ctx) => {
       `${r.files} files: ${r.ok} classified, ${r.uncertain} uncertain, ${r.errors} errors${r.resumed ? ` (resumed; ${r.alreadyDone} were done)` : ''}; ${r.imagesPerSecond.toFixed(1)} images/s`,
     );
     for (const [c, n] of Object.entries(r.perClass)) ctx.log(`  ${c}: ${n}`);
+    if (req.tta && req.tta !== 'none') ctx.log(`Views: ${ttaLabel(req.tta)}`);
     ctx.log(`CSV: ${r.csv}`);
     return r;
   });

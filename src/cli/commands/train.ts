@@ -1,5 +1,6 @@
 // `fewshot train | evaluate | curve | trained`.
 
+import { ttaLabel } from '../../shared/tta.ts';
 import { FewShotError } from '../../shared/errors.ts';
 import { calibrationLabel, estimateLabel, protocolLabel } from '../../shared/estimate-labels.ts';
 import type { Estimate, EvaluationResult } from '../../shared/results.ts';
@@ -19,6 +20,7 @@ import {
   requiredOption,
   REQUESTS,
   stringOption,
+  ttaOption,
 } from '../options.ts';
 
 export function fmt(e: Estimate): string {
@@ -90,6 +92,10 @@ function printEvaluation(ctx: CliContext, r: EvaluationResult, backbone: string)
   ctx.log(`macro-F1          ${fmt(r.macroF1)}`);
   if (r.rocAucOvr) ctx.log(`ROC AUC (OvR)     ${fmt(r.rocAucOvr)}`);
   if (r.calibration) ctx.log(`calibration       ${calibrationLabel(r.calibration)}`);
+  if (r.tta)
+    ctx.log(
+      `views             ${ttaLabel(r.tta.kind)}; T = ${r.tta.temperature.toFixed(3)} from held-out views`,
+    );
   for (const c of r.perClass)
     ctx.log(
       `  ${c.class.padEnd(16)} P ${fmt(c.precision)}  R ${fmt(c.recall)}  F1 ${fmt(c.f1)}  n=${c.support}`,
@@ -108,6 +114,7 @@ const evaluateCmd: Command = async (args, ctx) => {
       seed: intOption(ctx, 'seed', 0, true),
       groupAware: !ctx.options['no-groups'],
       finetune: isFinetuned(strategy) ? finetuneSettings(ctx) : undefined,
+      tta: ttaOption(ctx),
     }),
   );
   return withProject(file, async (p) => {
@@ -139,14 +146,19 @@ const curveCmd: Command = async (args, ctx) => {
 
 const trained: Command = async (args, ctx) => {
   const [file] = need(args, 1, 'trained FILE') as [string];
-  return withProject(file, async (p) => {
-    const r = trainedModels(p);
-    for (const m of r.models)
-      ctx.log(
-        `${m.id.slice(0, 8)}  ${m.strategy.padEnd(10)} ${m.backboneId.padEnd(26)} ${m.classes.length} classes  ${m.trainingSet.length} images  ${m.createdAt}`,
-      );
-    return r;
-  });
+  // Only reads: works while the app or another command has the project open.
+  return withProject(
+    file,
+    async (p) => {
+      const r = trainedModels(p);
+      for (const m of r.models)
+        ctx.log(
+          `${m.id.slice(0, 8)}  ${m.strategy.padEnd(10)} ${m.backboneId.padEnd(26)} ${m.classes.length} classes  ${m.trainingSet.length} images  ${m.createdAt}`,
+        );
+      return r;
+    },
+    { readonly: true },
+  );
 };
 
 export const TRAIN_COMMANDS: Record<string, Command> = {

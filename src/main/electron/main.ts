@@ -1,19 +1,14 @@
 // The Electron shell, kept thin: one secure window, the app:// protocol for the renderer and images, and
 // a relay between the window and the backend, which runs in a utility process so that decoding,
-// inference and training never block the window.
+// inference and training never block the window; when it dies, the relay restarts it (engine-relay.ts).
 
 import path from 'node:path';
-import {
-  app,
-  BrowserWindow,
-  ipcMain,
-  net,
-  protocol,
-  session,
-  utilityProcess,
-  type UtilityProcess,
-} from 'electron';
+import { app, BrowserWindow, dialog, ipcMain, net, protocol, session } from 'electron';
+import { PickRequestSchema, type PickResult } from '../../shared/files.ts';
 import { contentSecurityPolicy } from '../host/csp.ts';
+import { chosenPath, dialogPlan } from './dialog-options.ts';
+import { electronEngine } from './engine-process.ts';
+import { EngineRelay } from './engine-relay.ts';
 import { imageRequest, resolveInside, webPreferences } from './window-options.ts';
 
 protocol.registerSchemesAsPrivileged([
@@ -22,38 +17,26 @@ protocol.registerSchemesAsPrivileged([
 
 const here = import.meta.dirname;
 const rendererDir = path.join(here, '..', '..', 'renderer');
-let backend: UtilityProcess | null = null;
-let nextId = 1;
-const pending = new Map<number, (value: unknown) => void>();
+let engine: EngineRelay | null = null;
 
-function request(message: Record<string, unknown>): Promise<unknown> {
-  const id = nextId++;
-  return new Promise((resolve) => {
-    pending.set(id, resolve);
-    backend?.postMessage({ ...message, id });
-  });
-}
-
-function startBackend(win: BrowserWindow): void {
+function startBackend(win: BrowserWindow): EngineRelay {
   const resources = app.isPackaged ? process.resourcesPath : path.join(here, '..', '..', '..', 'resources');
-  backend = utilityProcess.fork(path.join(here, 'backend-process.js'), [], {
-    serviceName: 'FewShot Lab engine',
-    env: {
-      ...process.env,
-      FEWSHOT_RESOURCES: resources,
-      FEWSHOT_DATA_DIR: process.env.FEWSHOT_DATA_DIR ?? app.getPath('userData'),
-    },
+  const relay = new EngineRelay({
+    spawn: electronEngine({
+      script: path.join(here, 'backend-process.js'),
+      decodeWorker: path.join(here, 'decode-worker.js'),
+      env: {
+        ...process.env,
+        FEWSHOT_RESOURCES: resources,
+        FEWSHOT_DATA_DIR: process.env.FEWSHOT_DATA_DIR ?? app.getPath('userData'),
+      },
+    }),
+    onEvent: (event) => win.webContents.send('fsl:event', event),
+    // The window shows it as a banner (App.svelte).
+    onNotice: (notice) => win.webContents.send('fsl:engine', notice),
   });
-  backend.on(
-    'message',
-    (msg: { id?: number; result?: unknown; event?: unknown; thumbnail?: string | null }) => {
-      if (msg.event !== undefined) win.webContents.send('fsl:event', msg.event);
-      else if (msg.id !== undefined) {
-        pending.get(msg.id)?.(msg.result ?? msg.thumbnail ?? null);
-        pending.delete(msg.id);
-      }
-    },
-  );
+  relay.start();
+  return relay;
 }
 
 void app.whenReady().then(() => {
@@ -70,7 +53,7 @@ void app.whenReady().then(() => {
     if (url.host === 'img') {
       const img = imageRequest(url);
       if (!img) return new Response('forbidden', { status: 403 });
-      const b64 = (await request({ thumbnail: { imageId: img.id, size: img.size } })) as string | null;
+      const b64 = (await engine?.thumbnail(img.id, img.size)) ?? null;
       return b64
         ? new Response(Buffer.from(b64, 'base64'), {
             headers: { 'Content-Type': 'image/jpeg', 'Cache-Control': 'no-store' },
@@ -94,12 +77,26 @@ void app.whenReady().then(() => {
   });
   win.webContents.on('will-navigate', (e) => e.preventDefault());
   win.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
-  startBackend(win);
-  ipcMain.handle('fsl:invoke', (_e, channel: unknown, input: unknown) => request({ channel, input }));
+  const relay = startBackend(win);
+  engine = relay;
+  ipcMain.handle('fsl:invoke', (_e, channel: unknown, input: unknown) =>
+    relay.invoke(String(channel), input),
+  );
+  // The native open/save dialog, over this window; the request arrives as unknown and is parsed first.
+  ipcMain.handle('fsl:pick', async (_e, input: unknown): Promise<PickResult> => {
+    const parsed = PickRequestSchema.safeParse(input);
+    if (!parsed.success) return { path: null };
+    const plan = dialogPlan(parsed.data);
+    return chosenPath(
+      plan.type === 'save'
+        ? await dialog.showSaveDialog(win, plan.options)
+        : await dialog.showOpenDialog(win, plan.options),
+    );
+  });
   void win.loadURL('app://renderer/index.html');
 });
 
 app.on('window-all-closed', () => {
-  backend?.kill();
-  app.quit();
+  // The engine closes its project first, so the project's write lock goes with it.
+  void (engine?.close() ?? Promise.resolve()).then(() => app.quit());
 });

@@ -7,7 +7,8 @@ import { isFinetuned } from '../../shared/strategies.ts';
 import type { Project } from '../store/project.ts';
 import { Backbone } from './backbones/backbone.ts';
 import { resolveBackbone } from './backbones/registry.ts';
-import { predictProba } from './classify/heads.ts';
+import { averageSoftmax } from './classify/calibration.ts';
+import { logits, predictProba } from './classify/heads.ts';
 import { deserializeHead } from './classify/serialize.ts';
 import type { Embedder } from './features/pipeline.ts';
 import { OnnxClassifier } from './onnx/onnx-classifier.ts';
@@ -17,7 +18,19 @@ export interface ModelRunner {
   embedder: Embedder;
   classes: string[];
   probabilities(vector: Float32Array): ArrayLike<number>;
+  /**
+   * Test-time augmentation: the mean over views of softmax(logits / T), with T the temperature fitted
+   * for these views (null: the model's own). A fine-tuned graph applies its own temperature inside.
+   */
+  viewProbabilities(views: Float32Array[], temperature: number | null): ArrayLike<number>;
   release(): Promise<void>;
+}
+
+function meanRows(rows: ArrayLike<number>[]): Float64Array {
+  const out = new Float64Array(rows[0]?.length ?? 0);
+  for (const r of rows)
+    for (let c = 0; c < out.length; c++) out[c] = (out[c] as number) + (r[c] as number) / rows.length;
+  return out;
 }
 
 /** Loads what the model needs; a backbone already loaded (and matching) can be lent to it. */
@@ -32,7 +45,13 @@ export async function loadModelRunner(
   const entry = resolveBackbone(model.backboneId);
   if (isFinetuned(model)) {
     const c = await OnnxClassifier.load(artefact, entry.input, session);
-    return { embedder: c, classes: model.classes, probabilities: (v) => v, release: () => c.release() };
+    return {
+      embedder: c,
+      classes: model.classes,
+      probabilities: (v) => v,
+      viewProbabilities: (views) => meanRows(views),
+      release: () => c.release(),
+    };
   }
   const head = deserializeHead(artefact);
   const backbone = lent && lent.id === model.backboneId ? lent : await Backbone.load(entry, session);
@@ -47,6 +66,11 @@ export async function loadModelRunner(
     embedder: backbone,
     classes: head.classes,
     probabilities: (v) => predictProba(head, v),
+    viewProbabilities: (views, t) =>
+      averageSoftmax(
+        views.map((v) => logits(head, v)),
+        t ?? head.temperature,
+      ),
     release: async () => {
       if (backbone !== lent) await backbone.release();
     },

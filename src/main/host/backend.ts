@@ -13,6 +13,7 @@ import { projectInfo } from '../services/projects.ts';
 import { rememberProject } from '../services/recent.ts';
 import type { Project } from '../store/project.ts';
 import { datasetHandlers } from './handlers/dataset.ts';
+import { filesHandlers } from './handlers/files.ts';
 import { jobsHandlers } from './handlers/jobs.ts';
 import { modelHandlers } from './handlers/models.ts';
 import { projectHandlers } from './handlers/project.ts';
@@ -23,6 +24,8 @@ export interface BackendOptions {
   dataDir: string;
   transport: 'electron' | 'websocket';
   onEvent: (e: JobEvent) => void;
+  /** The open project changed (its file): the desktop shell reopens it in an engine it had to restart. */
+  onProject?: (file: string | null) => void;
   /** For tests: another job worker entry, or a shorter grace period before a hard stop. */
   jobWorker?: string;
   cancelGraceMs?: number;
@@ -52,6 +55,7 @@ export class Backend {
       ...datasetHandlers(ctx),
       ...modelHandlers(ctx),
       ...jobsHandlers(ctx),
+      ...filesHandlers(),
     };
   }
 
@@ -104,6 +108,7 @@ export class Backend {
     }
     this.project?.close();
     this.project = p;
+    this.options.onProject?.(p.file);
     rememberProject(this.options.dataDir, p.file);
     return projectInfo(p);
   }

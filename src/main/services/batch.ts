@@ -7,10 +7,12 @@ import { FewShotError } from '../../shared/errors.ts';
 import type { Request } from '../../shared/requests.ts';
 import type { BatchRunView, ClassifySummary, PredictionRow } from '../../shared/results.ts';
 import { isFinetuned } from '../../shared/strategies.ts';
+import { ttaOfRun } from '../../shared/tta.ts';
 import { Backbone } from '../engine/backbones/backbone.ts';
 import { resolveBackbone } from '../engine/backbones/registry.ts';
 import { classifyFolder } from '../engine/batch/classify-folder.ts';
 import { loadModelRunner } from '../engine/model-runner.ts';
+import { fitModelTta } from '../engine/review.ts';
 import type { BatchRun } from '../store/batch-repo.ts';
 import type { Project } from '../store/project.ts';
 import { runJob, signalOf, type UseCaseContext } from './context.ts';
@@ -35,9 +37,30 @@ export function classifyBatch(
       ? undefined
       : await Backbone.load(resolveBackbone(model.backboneId), device);
     try {
+      const kind = req.tta ?? 'none';
+      let tta: { kind: typeof kind; temperature: number | null; temperatureFrom: string } | undefined;
+      if (kind !== 'none') {
+        // The views' own temperature (frozen-feature models); a fine-tuned graph keeps its own.
+        const fitted = lent
+          ? await fitModelTta(project, lent, model, kind, {
+              ...signalOf(ctx),
+              onProgress: (phase, done, total) =>
+                ctx.progress?.({ phase: `calibrating the views: ${phase}`, done, total }),
+            })
+          : null;
+        tta = fitted
+          ? { kind, temperature: fitted.temperature, temperatureFrom: fitted.from }
+          : {
+              kind,
+              temperature: null,
+              temperatureFrom:
+                "the fine-tuned model's own temperature (fitted on single-view hold-out predictions)",
+            };
+      }
       const runner = await loadModelRunner(project, model, lent, device);
       try {
         return await classifyFolder(project, runner, model, req.folder, {
+          ...(tta ? { tta } : {}),
           jobId,
           outCsv: req.out,
           ...(req.sortInto ? { sortInto: req.sortInto } : {}),
@@ -93,6 +116,7 @@ function runView(
     perClass,
     csv: typeof r.params.out === 'string' ? r.params.out : null,
     minConfidence: typeof r.params.minConfidence === 'number' ? r.params.minConfidence : null,
+    tta: ttaOfRun(r.params),
   };
 }
 

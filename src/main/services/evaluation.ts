@@ -2,6 +2,8 @@
 // the review of a trained model — stored, so Review and the report reuse one evaluation until the data
 // or the protocol changes.
 
+import type { TtaKind } from '../../shared/tta.ts';
+import { FewShotError } from '../../shared/errors.ts';
 import type { Request } from '../../shared/requests.ts';
 import type {
   CurveResult,
@@ -12,7 +14,7 @@ import type {
 } from '../../shared/results.ts';
 import { isFinetuned } from '../../shared/strategies.ts';
 import { resolveBackbone } from '../engine/backbones/registry.ts';
-import { loadDataset } from '../engine/classify/dataset.ts';
+import { loadDataset, withViews } from '../engine/classify/dataset.ts';
 import { projectFingerprint } from '../engine/data-fingerprint.ts';
 import { evaluate, learningCurve } from '../engine/evaluate/evaluate.ts';
 import { computeReview } from '../engine/review.ts';
@@ -30,6 +32,11 @@ export function evaluateStrategy(
   return runJob(project, 'evaluate', req, ctx, async () => {
     const groupAware = req.groupAware ?? true;
     if (isFinetuned(req.strategy)) {
+      if (req.tta && req.tta !== 'none')
+        throw new FewShotError(
+          'INVALID_INPUT',
+          'Test-time augmentation is evaluated for frozen-feature strategies (prototype, linear); a fine-tuned model uses it in batch classification.',
+        );
       const { evaluateFinetune } = await finetuneEngine();
       return evaluateFinetune(project, resolveBackbone(req.backbone), req.protocol, {
         ...finetuneOptions(req.strategy, req.seed, req.finetune ?? {}, ctx),
@@ -38,15 +45,24 @@ export function evaluateStrategy(
     }
     const strategy = req.strategy;
     return withBackbone(req.backbone, async (b) => {
-      const data = await loadDataset(project, b, {
+      const plain = await loadDataset(project, b, {
         ...signalOf(ctx),
         onProgress: (e) => ctx.progress?.({ phase: 'features', done: e.done, total: e.total }),
       });
+      const tta = req.tta ?? 'none';
+      const data =
+        tta === 'none'
+          ? plain
+          : await withViews(project, b, plain, tta, {
+              ...signalOf(ctx),
+              onProgress: (done, total) => ctx.progress?.({ phase: 'test-time views', done, total }),
+            });
       return evaluate(data, {
         strategy,
         protocol: req.protocol,
         seed: req.seed,
         groupAware,
+        ...(tta !== 'none' ? { tta } : {}),
         ...signalOf(ctx),
         onProgress: (done, total) => ctx.progress?.({ phase: 'evaluating', done, total }),
       });
@@ -85,11 +101,13 @@ function reviewKey(
   model: ModelRecord,
   protocol?: Protocol,
   groupAware = true,
+  tta: TtaKind = 'none',
 ): EvaluationKey {
+  // Without a protocol the model's default (chosen from the data) applies: the fingerprint covers it.
+  const p = protocol ?? 'default';
   return {
     modelId: model.id,
-    // Without a protocol the model's default (chosen from the data) applies: the fingerprint covers it.
-    protocol: protocol ?? 'default',
+    protocol: tta === 'none' ? p : { protocol: p, tta },
     seed: model.seed,
     groupAware,
     dataFingerprint: projectFingerprint(project),
@@ -102,9 +120,10 @@ export function storedReview(
   modelId: string,
   protocol?: Protocol,
   groupAware = true,
+  tta: TtaKind = 'none',
 ): ReviewData | null {
   const model = requireModel(project, modelId);
-  const hit = project.evaluations.get<StoredReview>(reviewKey(project, model, protocol, groupAware));
+  const hit = project.evaluations.get<StoredReview>(reviewKey(project, model, protocol, groupAware, tta));
   return hit ? { model, ...hit.result } : null;
 }
 
@@ -116,7 +135,7 @@ export async function reviewFor(
   jobId: string | null,
 ): Promise<ReviewData> {
   const model = requireModel(project, req.modelId);
-  const key = reviewKey(project, model, req.protocol, req.groupAware ?? true);
+  const key = reviewKey(project, model, req.protocol, req.groupAware ?? true, req.tta ?? 'none');
   const hit = project.evaluations.get<StoredReview>(key);
   if (hit) return { model, ...hit.result };
   const review = isFinetuned(model)
@@ -132,6 +151,7 @@ function reviewOptions(req: Request<'review'>, ctx: UseCaseContext): Parameters<
   return {
     ...(req.protocol ? { protocol: req.protocol } : {}),
     ...(req.groupAware !== undefined ? { groupAware: req.groupAware } : {}),
+    ...(req.tta ? { tta: req.tta } : {}),
     ...signalOf(ctx),
     onProgress: (phase, done, total) => ctx.progress?.({ phase, done, total }),
   };

@@ -7,6 +7,7 @@ import type { BackupInfo, HighBitDepth, RecoveryReport } from '../../shared/doma
 import { FewShotError } from '../../shared/errors.ts';
 import { checkProjectFile } from '../store/corruption.ts';
 import { Project, PROJECT_EXTENSION } from '../store/project.ts';
+import { setLockProgram } from '../store/project-lock.ts';
 import { findBackups, recoverProject, restoreBackup } from '../store/recover.ts';
 
 /** A project path as given, absolute, with `.fsl` added when it has no extension. */
@@ -31,14 +32,32 @@ export function openProject(file: string): Project {
   return Project.open(path.resolve(file), { check: true });
 }
 
+/**
+ * Opens a project only to read it: no write lock, so it works while the app or a command has it open
+ * (PROJECT_IN_USE is for writers only), and on read-only storage. Nothing is written, not even the marks
+ * on jobs left running.
+ */
+export function openProjectReadOnly(file: string): Project {
+  return Project.open(path.resolve(file), { check: true, readonly: true });
+}
+
 /** Opens a project, runs `fn`, and closes it (the command line's one project per command). */
-export async function withProject<T>(file: string, fn: (p: Project) => Promise<T>): Promise<T> {
-  const p = openProject(file);
+export async function withProject<T>(
+  file: string,
+  fn: (p: Project) => Promise<T>,
+  options: { readonly?: boolean } = {},
+): Promise<T> {
+  const p = options.readonly ? openProjectReadOnly(file) : openProject(file);
   try {
     return await fn(p);
   } finally {
     p.close();
   }
+}
+
+/** How this process is named to another one that finds the project in use ("`fewshot train`"). */
+export function nameThisProgram(name: string): void {
+  setLockProgram(name);
 }
 
 export function projectInfo(p: Project): ProjectInfo {

@@ -34,6 +34,7 @@ export function report(
           modelId: model.id,
           ...(req.protocol ? { protocol: req.protocol } : {}),
           ...(req.groupAware !== undefined ? { groupAware: req.groupAware } : {}),
+          ...(req.tta ? { tta: req.tta } : {}),
         },
         ctx,
         jobId,

@@ -64,6 +64,8 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
  */
 export function assertWritable(file: string, exists: boolean): void {
   const folder = path.dirname(path.resolve(file));
+  // A folder that is not there is not read-only: say which one is missing.
+  if (!fs.existsSync(folder)) throw new FewShotError('NOT_FOUND', `There is no folder ${folder}.`);
   for (const target of exists ? [file, folder] : [folder]) {
     try {
       fs.accessSync(target, fs.constants.W_OK);

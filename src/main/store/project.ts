@@ -12,7 +12,9 @@ import { ModelsRepo } from './models-repo.ts';
 import { BatchRepo } from './batch-repo.ts';
 import { EvaluationsRepo } from './evaluations-repo.ts';
 import { nowIso } from './clock.ts';
+import { acquireProjectLock, type LockHolder, type ProjectLock } from './project-lock.ts';
 import { PERCENTILE_WINDOW, type HighBitDepth } from '../../shared/domain.ts';
+import { FewShotError } from '../../shared/errors.ts';
 
 export const PROJECT_EXTENSION = '.fsl';
 
@@ -27,6 +29,8 @@ export class Project {
   private constructor(
     readonly file: string,
     readonly db: Db,
+    /** The write lock (see project-lock.ts); null for a read-only open or a job worker's connection. */
+    private readonly lock: ProjectLock | null = null,
   ) {
     this.images = new ImagesRepo(db);
     this.features = new FeatureCache(db);
@@ -38,21 +42,36 @@ export class Project {
   }
 
   static create(file: string, name?: string): Project {
-    const db = openDatabase(file, { create: true });
-    const p = new Project(file, db);
-    db.transaction(() => {
-      const meta = db.prepare('INSERT OR REPLACE INTO project_meta (key, value) VALUES (?, ?)');
-      meta.run('name', name ?? path.basename(file, path.extname(file)));
-      meta.run('created_at', nowIso());
-      p.audit.append('project.create', { name: name ?? path.basename(file) });
-    })();
+    assertWritable(file, fs.existsSync(file));
+    const lock = acquireProjectLock(file);
+    let db: Db;
+    try {
+      db = openDatabase(file, { create: true });
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+    const p = new Project(file, db, lock);
+    try {
+      db.transaction(() => {
+        const meta = db.prepare('INSERT OR REPLACE INTO project_meta (key, value) VALUES (?, ?)');
+        meta.run('name', name ?? path.basename(file, path.extname(file)));
+        meta.run('created_at', nowIso());
+        p.audit.append('project.create', { name: name ?? path.basename(file) });
+        p.recordTakeover();
+      })();
+    } catch (e) {
+      p.close();
+      throw e;
+    }
     return p;
   }
 
   /**
    * `check`: run SQLite's quick check first, so a damaged file is reported before anything uses it.
    * `worker`: a second connection for a job's worker, opened while the app holds the project: it leaves
-   * the running jobs alone (one of them is its own).
+   * the running jobs alone (one of them is its own) and shares the app's write lock.
+   * `readonly`: takes no lock, so it works while another program has the project open for writing.
    */
   static open(
     file: string,
@@ -63,9 +82,40 @@ export class Project {
       if (!options.readonly) assertWritable(file, true);
       assertSound(file);
     }
-    const p = new Project(file, openDatabase(file, options));
-    if (!options.readonly && !options.worker) p.jobs.markInterrupted();
+    if (options.readonly || options.worker) return new Project(file, openDatabase(file, options));
+    if (!fs.existsSync(file)) throw new FewShotError('NOT_FOUND', `No project file at ${file}.`);
+    // Before anything is written (a migration, the interrupted jobs): a live holder is PROJECT_IN_USE.
+    assertWritable(file, true);
+    const lock = acquireProjectLock(file);
+    let p: Project;
+    try {
+      p = new Project(file, openDatabase(file, options), lock);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+    try {
+      // Jobs left running by a process that died; a second open in this process leaves its live ones be.
+      if (!lock.shared) p.jobs.markInterrupted();
+      if (lock.takenOver) p.db.transaction(() => p.recordTakeover())();
+    } catch (e) {
+      p.close();
+      throw e;
+    }
     return p;
+  }
+
+  /** A stale lock replaced on open goes into the audit trail: whose it was and since when. */
+  private recordTakeover(): void {
+    const from: LockHolder | null = this.lock?.takenOver ?? null;
+    if (from)
+      this.audit.append('project.lock.takeover', {
+        pid: from.pid,
+        host: from.host,
+        user: from.user,
+        program: from.program,
+        since: from.started,
+      });
   }
 
   meta(key: string): string | null {
@@ -124,5 +174,6 @@ export class Project {
 
   close(): void {
     if (this.db.open) this.db.close();
+    this.lock?.release();
   }
 }

@@ -2,7 +2,9 @@
 // browser host the same contract runs over a WebSocket whose token comes in the page's URL fragment.
 
 import type { Channel, FewShotApi, Input, JobEvent, Output, WireMessage } from '../../shared/contract.ts';
+import type { EngineNotice } from '../../shared/engine.ts';
 import type { Result } from '../../shared/errors.ts';
+import type { PickRequest, PickResult } from '../../shared/files.ts';
 
 declare global {
   interface Window {
@@ -68,6 +70,17 @@ const socket = bridge ? null : new SocketClient(tokenFromUrl());
 export async function call<C extends Channel>(channel: C, input: Input<C>): Promise<Result<Output<C>>> {
   if (bridge) return (bridge[channel] as (i: Input<C>) => Promise<Result<Output<C>>>)(input);
   return (await (socket as SocketClient).invoke(channel, input)) as Result<Output<C>>;
+}
+
+/** The desktop app's native open/save dialog; null in the browser host, whose window browses by itself. */
+export function nativePicker(): ((request: PickRequest) => Promise<PickResult>) | null {
+  const pick = bridge?.pickPath;
+  return pick ? (request) => pick(request) : null;
+}
+
+/** The desktop app's notices about its engine (stopped and restarted); the browser host sends none. */
+export function onEngineNotice(listener: (n: EngineNotice) => void): () => void {
+  return bridge?.onEngineNotice?.(listener) ?? (() => undefined);
 }
 
 export function onJobEvent(listener: (e: JobEvent) => void): () => void {

@@ -13,8 +13,9 @@ import type {
   ProjectInfo,
 } from '../../shared/contract.ts';
 import type { JobStatus } from '../../shared/jobs.ts';
+import type { EngineNotice } from '../../shared/engine.ts';
 import type { ErrorData, Result } from '../../shared/errors.ts';
-import { call, onJobEvent } from './api.ts';
+import { call, onEngineNotice, onJobEvent } from './api.ts';
 
 export type Screen = 'projects' | 'dataset' | 'augment' | 'train' | 'review' | 'batch' | 'report';
 const SCREENS: readonly Screen[] = ['projects', 'dataset', 'augment', 'train', 'review', 'batch', 'report'];
@@ -44,12 +45,20 @@ export class AppState {
   jobs = $state<Record<string, JobView>>({});
   /** Bumped whenever the data set changes, so screens reload. */
   datasetVersion = $state(0);
+  /** Bumped when a backbone is added, so every backbone menu reloads. */
+  backbonesVersion = $state(0);
+  /** The backbone installed last in this window (its row says so after it stops being "missing"). */
+  lastAddedBackbone = $state<{ id: string; architecture: string; featureDim: number } | null>(null);
   /** The model the Review screen shows. */
   reviewModelId = $state<string | null>(null);
   private seq = 0;
 
+  /** The engine stopped (and was restarted, or not): shown as a banner until dismissed. */
+  engine = $state<EngineNotice | null>(null);
+
   constructor() {
     onJobEvent((e) => this.onEvent(e));
+    onEngineNotice((n) => this.onEngine(n));
   }
 
   /** Calls the host; on failure shows the error once, for the whole UI, and returns null. */
@@ -109,8 +118,9 @@ export class AppState {
 
   async refreshProject(): Promise<void> {
     this.project = await this.call('project.current', {});
-    if (this.project) await this.syncJobs();
-    else if (this.screen !== 'projects') this.screen = 'projects';
+    // The app's own jobs (adding a backbone) are listed with no project open too.
+    await this.syncJobs();
+    if (!this.project && this.screen !== 'projects') this.screen = 'projects';
   }
 
   private adopt(j: JobSummary): void {
@@ -136,6 +146,16 @@ export class AppState {
     };
   }
 
+  /** Its running jobs died with the engine; the rows say interrupted, and the project is re-read. */
+  private onEngine(n: EngineNotice): void {
+    this.engine = n;
+    for (const j of this.running()) {
+      j.status = 'failed';
+      j.error = { code: 'ENGINE_STOPPED', message: n.message };
+    }
+    if (n.state === 'restarted') void this.refreshProject();
+  }
+
   private onEvent(e: JobEvent): void {
     const job = (this.jobs[e.jobId] ??= this.view(e.jobId, e.kind));
     if (e.type === 'progress') {
@@ -146,6 +166,11 @@ export class AppState {
       job.status = 'done';
       job.result = e.result;
       if (e.kind === 'import') this.datasetVersion++;
+      if (e.kind === 'backbone-add') {
+        const b = e.result as { id: string; architecture: string; featureDim: number };
+        this.lastAddedBackbone = { id: b.id, architecture: b.architecture, featureDim: b.featureDim };
+        this.backbonesVersion++;
+      }
     } else if (e.type === 'failed') {
       job.status = 'failed';
       job.error = e.error;

@@ -20,6 +20,7 @@ import { DEFAULT_LIMITS } from '../image/decode.ts';
 import { DecodePool } from '../image/decode-pool.ts';
 import { isTemporaryOf, temporaryPath, writeChunksAtomic } from '../atomic-file.ts';
 import type { ClassifySummary } from '../../../shared/results.ts';
+import { ttaViews, type TtaKind } from '../../../shared/tta.ts';
 
 export type { ClassifySummary };
 
@@ -37,12 +38,17 @@ export interface ClassifyOptions {
   decodePool?: DecodePool;
   /** The job's row, created by the caller; without one the run records its own. */
   jobId?: string;
+  /** Test-time augmentation: its views, and the temperature fitted for them (null: the model's own). */
+  tta?: { kind: TtaKind; temperature: number | null; temperatureFrom: string };
 }
 
 export const UNCERTAIN_FOLDER = '_uncertain';
 export const ERRORS_FOLDER = '_errors';
+/** A top probability below this makes a prediction "uncertain" unless the caller sets another threshold. */
+export const DEFAULT_MIN_CONFIDENCE = 0.5;
 
-async function readFileTyped(abs: string): Promise<Uint8Array> {
+/** A file's bytes; a file that cannot be read is an UNREADABLE error with the reason. */
+export async function readFileTyped(abs: string): Promise<Uint8Array> {
   try {
     return await fs.promises.readFile(abs);
   } catch (e) {
@@ -109,7 +115,7 @@ export async function classifyFolder(
   const root = path.resolve(folder);
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory())
     throw new FewShotError('NOT_FOUND', `No folder at ${folder}.`);
-  const minConfidence = options.minConfidence ?? 0.5;
+  const minConfidence = options.minConfidence ?? DEFAULT_MIN_CONFIDENCE;
   if (!(minConfidence >= 0 && minConfidence <= 1))
     throw new FewShotError('INVALID_INPUT', '--min-confidence must be between 0 and 1.');
   const outCsv = path.resolve(options.outCsv);
@@ -117,7 +123,14 @@ export async function classifyFolder(
   // Where the results go is checked now, not after an hour of classification.
   assertWritableFolder(path.dirname(outCsv), 'the CSV');
   if (sortInto) assertWritableFolder(sortInto, 'the sorted copies');
-  const params = { out: outCsv, sortInto, link: options.link ?? false, minConfidence };
+  const tta = options.tta && options.tta.kind !== 'none' ? options.tta : null;
+  const params = {
+    out: outCsv,
+    sortInto,
+    link: options.link ?? false,
+    minConfidence,
+    ...(tta ? { tta: { ...tta, views: ttaViews(tta.kind).length } } : {}),
+  };
 
   const previous = project.batches.unfinished(model.id, root, params);
   const jobId =
@@ -168,6 +181,13 @@ export async function classifyFolder(
       batchSize: options.batchSize ?? 16,
       ...(options.signal ? { signal: options.signal } : {}),
       decodeWith: (bytes, spec) => pool.crop(bytes, spec, DEFAULT_LIMITS, policy),
+      ...(tta
+        ? {
+            tta: tta.kind,
+            decodeViewsWith: (bytes, spec, views) =>
+              pool.cropViews(bytes, spec, DEFAULT_LIMITS, policy, views),
+          }
+        : {}),
     })) {
       const rows: PredictionRow[] = batch.map((r) => {
         if (!r.ok)
@@ -180,7 +200,10 @@ export async function classifyFolder(
             errorCode: r.error.code,
             errorMessage: r.error.message,
           };
-        const p = runner.probabilities(r.vector);
+        const p =
+          tta && r.views
+            ? runner.viewProbabilities(r.views, tta.temperature)
+            : runner.probabilities(r.vector);
         const k = argmax(p);
         const confidence = p[k] as number;
         return {
@@ -255,6 +278,7 @@ export async function classifyFolder(
         ok,
         uncertain,
         errors: errorsTotal,
+        ...(tta ? { tta: tta.kind } : {}),
       });
       project.jobs.finish(jobId, 'done', summary);
     })();

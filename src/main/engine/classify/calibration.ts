@@ -55,7 +55,11 @@ export function smoothedNll(logits: ArrayLike<number>[], labels: number[], tempe
  */
 export function fitTemperature(logits: ArrayLike<number>[], labels: number[]): number {
   if (logits.length < 2) return 1;
-  const f = (logT: number) => smoothedNll(logits, labels, Math.exp(logT));
+  return goldenLogT((logT) => smoothedNll(logits, labels, Math.exp(logT)));
+}
+
+/** Golden-section search of log T over [1/100, 100]; returns T. */
+function goldenLogT(f: (logT: number) => number): number {
   let lo = Math.log(0.01);
   let hi = Math.log(100);
   const g = (Math.sqrt(5) - 1) / 2;
@@ -79,6 +83,40 @@ export function fitTemperature(logits: ArrayLike<number>[], labels: number[]): n
     }
   }
   return Math.exp((lo + hi) / 2);
+}
+
+/** Test-time augmentation: the mean over views of softmax(logits / T). */
+export function averageSoftmax(views: ArrayLike<number>[], temperature: number): Float64Array {
+  const out = new Float64Array(views[0]?.length ?? 0);
+  for (const z of views) {
+    const p = softmax(z, temperature);
+    for (let c = 0; c < out.length; c++) out[c] = (out[c] as number) + (p[c] as number) / views.length;
+  }
+  return out;
+}
+
+/** smoothedNll for view-averaged probabilities (one view: the same value). */
+export function smoothedNllViews(
+  views: ArrayLike<number>[][],
+  labels: number[],
+  temperature: number,
+): number {
+  const n = views.length;
+  const q = (n + 1) / (n + 2);
+  let s = 0;
+  views.forEach((v, i) => {
+    const p = averageSoftmax(v, temperature);
+    const py = p[labels[i] as number] as number;
+    s -=
+      q * Math.log(Math.max(py, 1e-300)) + (p.length > 1 ? (1 - q) * Math.log(Math.max(1 - py, 1e-300)) : 0);
+  });
+  return s / Math.max(1, n);
+}
+
+/** The temperature for view-averaged probabilities, fitted on held-out raw logits of every view. */
+export function fitTemperatureViews(views: ArrayLike<number>[][], labels: number[]): number {
+  if (views.length < 2) return 1;
+  return goldenLogT((logT) => smoothedNllViews(views, labels, Math.exp(logT)));
 }
 
 /** Bins used for the ECE unless told otherwise. */

@@ -2,8 +2,8 @@
 // split; every headline figure with a 95 % interval whose method is named.
 
 import { FewShotError } from '../../../shared/errors.ts';
-import { expectedCalibrationError } from '../classify/calibration.ts';
-import { fitHead, predictProba, type FitOptions, type Strategy } from '../classify/heads.ts';
+import { averageSoftmax, expectedCalibrationError, fitTemperatureViews } from '../classify/calibration.ts';
+import { fitHead, logits, predictProba, type FitOptions, type Strategy } from '../classify/heads.ts';
 import { argmax, type Vec } from '../classify/linalg.ts';
 import type { Dataset } from '../classify/dataset.ts';
 import { Rng } from '../random.ts';
@@ -11,6 +11,7 @@ import { bootstrap, meanInterval, wilson, type Estimate } from './intervals.ts';
 import { computeMetrics, type Metrics } from './metrics.ts';
 import { holdout, leaveOneOut, sampleEpisode, stratifiedGroupKFold } from './splits.ts';
 import { protocolLabel } from '../../../shared/estimate-labels.ts';
+import type { TtaKind } from '../../../shared/tta.ts';
 import type {
   Calibration,
   ClassEstimate,
@@ -32,6 +33,8 @@ export interface EvaluateOptions {
   /** Keep groups whole across splits (default true when groups are known). */
   groupAware?: boolean;
   fit?: Omit<FitOptions, 'seed' | 'validation'>;
+  /** The test-time augmentation whose views `data.views` holds (for the result's label). */
+  tta?: TtaKind;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
 }
@@ -39,6 +42,8 @@ export interface EvaluateOptions {
 export interface Unit {
   metrics: Metrics;
   predictions: Prediction[];
+  /** Test-time augmentation: each prediction's raw logits per view, over the split's classes. */
+  viewLogits?: { views: Float64Array[]; label: number; classMap: number[] }[];
 }
 
 function runSplit(
@@ -60,8 +65,15 @@ function runSplit(
     },
     { ...options.fit, seed },
   );
+  const viewLogits: NonNullable<Unit['viewLogits']> = [];
   const predictions: Prediction[] = test.map((i) => {
-    const pLocal = predictProba(head, data.x[i] as Vec);
+    let pLocal: ArrayLike<number>;
+    if (data.views) {
+      // Test-time augmentation: the fold's own temperature for now; evaluate() refits it on held-out views.
+      const views = (data.views[i] as Vec[]).map((v) => logits(head, v));
+      viewLogits.push({ views, label: local.get(data.y[i] as number) ?? -1, classMap: sub });
+      pLocal = averageSoftmax(views, head.temperature);
+    } else pLocal = predictProba(head, data.x[i] as Vec);
     const probabilities = data.classes.map((_, c) =>
       local.has(c) ? (pLocal[local.get(c) as number] as number) : 0,
     );
@@ -75,6 +87,7 @@ function runSplit(
   });
   return {
     predictions,
+    ...(data.views ? { viewLogits } : {}),
     metrics: computeMetrics(
       predictions.map((p) => p.truth),
       predictions.map((p) => p.predicted),
@@ -381,7 +394,8 @@ export function evaluate(data: Dataset, options: EvaluateOptions): EvaluationRes
     units.push(runSplit(data, sp.train, sp.test, options, sp.seed, sp.classes));
     options.onProgress?.(k + 1, splits.length);
   }
-  return summarize(
+  const tta = data.views ? rescoreViews(data, units) : null;
+  const result = summarize(
     data,
     {
       strategy: options.strategy,
@@ -393,6 +407,50 @@ export function evaluate(data: Dataset, options: EvaluateOptions): EvaluationRes
     },
     units,
   );
+  return tta && options.tta
+    ? { ...result, tta: { kind: options.tta, views: tta.views, temperature: tta.temperature } }
+    : result;
+}
+
+/**
+ * Test-time augmentation's temperature, fitted the honest way: the units fall into (up to) five blocks,
+ * and each block's predictions are re-scored with a temperature fitted on the held-out view logits of
+ * the other blocks only. Returns the temperature fitted on every unit's held-out logits (what a model
+ * would use on new images) and the number of views.
+ */
+function rescoreViews(data: Dataset, units: Unit[]): { temperature: number; views: number } {
+  const blocks = Math.min(5, units.length);
+  const all = units.flatMap((u) => u.viewLogits ?? []);
+  const fit = (items: typeof all) =>
+    fitTemperatureViews(
+      items.filter((v) => v.label >= 0).map((v) => v.views),
+      items.filter((v) => v.label >= 0).map((v) => v.label),
+    );
+  if (blocks >= 2) {
+    for (let b = 0; b < blocks; b++) {
+      const others = units.filter((_, k) => k % blocks !== b).flatMap((u) => u.viewLogits ?? []);
+      const t = fit(others);
+      units.forEach((u, k) => {
+        if (k % blocks !== b || !u.viewLogits) return;
+        u.predictions = u.predictions.map((pr, j) => {
+          const v = u.viewLogits?.[j] as (typeof all)[number];
+          const pLocal = averageSoftmax(v.views, t);
+          const probabilities = data.classes.map((_, c) => {
+            const at = v.classMap.indexOf(c);
+            return at >= 0 ? (pLocal[at] as number) : 0;
+          });
+          return { ...pr, predicted: v.classMap[argmax(pLocal)] as number, probabilities };
+        });
+        u.metrics = computeMetrics(
+          u.predictions.map((p) => p.truth),
+          u.predictions.map((p) => p.predicted),
+          data.classes,
+          u.predictions.map((p) => p.probabilities),
+        );
+      });
+    }
+  }
+  return { temperature: fit(all), views: all[0]?.views.length ?? 1 };
 }
 
 /** The same metric at 1, 2, 5, 10, 20 shots: does labelling more help? Infeasible shot counts are left out. */

@@ -27,6 +27,7 @@ import { loadModelRunner, type ModelRunner } from '../model-runner.ts';
 import { softwareVersions } from '../versions.ts';
 import { classifierGraph, HEAD_METADATA_KEY } from '../classify/classifier-graph.ts';
 import { modelCard } from './model-card.ts';
+import { TTA_KINDS, ttaLabel, ttaOfRun, ttaViews } from '../../../shared/tta.ts';
 import { portableGraph } from './portable.ts';
 import { buildTestVectors } from './test-vectors.ts';
 import sharp from 'sharp';
@@ -198,7 +199,14 @@ export async function exportModel(
     ['model.onnx', onnx],
     [
       'preprocessing.json',
-      `${JSON.stringify(preprocessingSpec(spec, policy, model.classes.length, portable), null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          ...(preprocessingSpec(spec, policy, model.classes.length, portable) as object),
+          testTimeAugmentation: ttaSpec(project, model),
+        },
+        null,
+        2,
+      )}\n`,
     ],
     ['labels.json', `${JSON.stringify(model.classes, null, 2)}\n`],
     ['parity.json', `${JSON.stringify(parity, null, 2)}\n`],
@@ -315,6 +323,30 @@ function preprocessingSpec(
       },
       { op: 'layout', layout: spec.layout },
     ],
+  };
+}
+
+/**
+ * What the exported graph does about test-time augmentation (nothing: it is single-view) and how to
+ * reproduce the app's view-averaged probabilities, with the temperatures its batch runs used.
+ */
+function ttaSpec(project: Project, model: ModelRecord): unknown {
+  const runs = project.batches
+    .list()
+    .filter((r) => r.modelId === model.id)
+    .map((r) => ({ runId: r.id, tta: ttaOfRun(r.params) }))
+    .filter((r) => r.tta !== null);
+  return {
+    exportedGraph: 'single view: model.onnx scores the one centre crop described above',
+    inTheApp: `Review and batch classification can average probabilities over views: ${TTA_KINDS.filter(
+      (k) => k !== 'none',
+    )
+      .map((k) => `"${k}" = ${ttaLabel(k)}`)
+      .join('; ')}`,
+    toReproduce:
+      'cut each view from the image resized as in "resize" (corners at the resized image\'s corners, "flip" mirrors left-right), run model.onnx on every view, and average softmax(logits / T) over the views, with T the temperature fitted for those views (below); with the model\'s own temperature, averaging the "probabilities" output is the same thing',
+    views: Object.fromEntries(TTA_KINDS.filter((k) => k !== 'none').map((k) => [k, ttaViews(k)])),
+    batchRuns: runs,
   };
 }
 

@@ -92,6 +92,12 @@ them (\`inputs.npy\`, float32, in the layout of \`preprocessing.json\`), and thi
 
 The graph uses only these ONNX operators${a.opset ? ` (opset ${a.opset})` : ''}: ${(a.ops ?? []).join(', ')}.
 
+## Test-time augmentation
+\`model.onnx\` scores one centre crop. The app can also average each image's probabilities over several views
+(the centre crop and its mirror, or the centre and four corner crops each mirrored), with a temperature
+fitted on held-out predictions of the same views; \`preprocessing.json\` (\`testTimeAugmentation\`) describes the
+views and lists the temperatures this model's batch runs used, so the averaging can be reproduced outside the app.
+
 ## Resizing with another library
 The app resizes with libvips (bilinear, antialiased; see \`preprocessing.json\`). With Pillow's
 \`Image.resize(…, BILINEAR)\` and torchvision's \`CenterCrop\` instead (torchvision's usual transform), the input

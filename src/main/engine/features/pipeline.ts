@@ -8,7 +8,8 @@ export interface Embedder {
   readonly spec: PreprocessSpec;
   embed(batch: Float32Array, n: number): Promise<Float32Array>;
 }
-import { normalizeInto, preprocessInto, tensorSize } from '../image/preprocess.ts';
+import { evalViews, normalizeInto, preprocessInto, tensorSize } from '../image/preprocess.ts';
+import { ttaViews, type TtaKind, type ViewSpec } from '../../../shared/tta.ts';
 import { DEFAULT_LIMITS, type DecodeLimits, type RgbImage } from '../image/decode.ts';
 import { toErrorData, type ErrorData, FewShotError } from '../../../shared/errors.ts';
 
@@ -18,7 +19,15 @@ export interface PipelineItem<T> {
 }
 
 export type Embedded<T> =
-  { item: T; ok: true; vector: Float32Array } | { item: T; ok: false; error: ErrorData };
+  | {
+      item: T;
+      ok: true;
+      /** The centre crop's output. */
+      vector: Float32Array;
+      /** With test-time augmentation: every view's output, the centre crop first. */
+      views?: Float32Array[];
+    }
+  | { item: T; ok: false; error: ErrorData };
 
 export interface PipelineOptions {
   batchSize?: number;
@@ -26,6 +35,10 @@ export interface PipelineOptions {
   signal?: AbortSignal;
   /** Decodes and crops elsewhere (a decode process, for untrusted files) instead of in this process. */
   decodeWith?: (bytes: Uint8Array, spec: PreprocessSpec) => Promise<RgbImage>;
+  /** Test-time augmentation: each item is embedded in every view of this kind. */
+  tta?: TtaKind;
+  /** The views decoded elsewhere (a decode process), as decodeWith for one view. */
+  decodeViewsWith?: (bytes: Uint8Array, spec: PreprocessSpec, views: ViewSpec[]) => Promise<RgbImage[]>;
 }
 
 interface Decoded<T> {
@@ -42,8 +55,10 @@ export async function* embedAll<T>(
 ): AsyncGenerator<Embedded<T>[]> {
   const batchSize = options.batchSize ?? 16;
   const limits = options.limits ?? DEFAULT_LIMITS;
+  const views = ttaViews(options.tta ?? 'none');
+  const V = views.length;
   const size = tensorSize(backbone.spec);
-  const buffers = [new Float32Array(batchSize * size), new Float32Array(batchSize * size)];
+  const buffers = [new Float32Array(batchSize * V * size), new Float32Array(batchSize * V * size)];
   const it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : source[Symbol.iterator]();
   let turn = 0;
   let exhausted = false;
@@ -63,8 +78,13 @@ export async function* embedAll<T>(
       batch.map(async (p) => {
         try {
           const bytes = await p.load();
-          const scratch = new Float32Array(size);
-          if (options.decodeWith)
+          const scratch = new Float32Array(V * size);
+          if (V > 1) {
+            const images = options.decodeViewsWith
+              ? await options.decodeViewsWith(bytes, backbone.spec, views)
+              : await evalViews(bytes, backbone.spec, views, limits);
+            images.forEach((img, v) => normalizeInto(img, backbone.spec, scratch, v));
+          } else if (options.decodeWith)
             normalizeInto(await options.decodeWith(bytes, backbone.spec), backbone.spec, scratch, 0);
           else await preprocessInto(bytes, backbone.spec, scratch, 0, limits);
           return { p, scratch, error: null };
@@ -76,7 +96,7 @@ export async function* embedAll<T>(
     const out: Decoded<T> = { tensor, ok: [], failed: [] };
     for (const r of results) {
       if (r.scratch) {
-        tensor.set(r.scratch, out.ok.length * size);
+        tensor.set(r.scratch, out.ok.length * V * size);
         out.ok.push(r.p.item);
       } else out.failed.push({ item: r.p.item, error: r.error ?? { code: 'INTERNAL', message: 'unknown' } });
     }
@@ -98,11 +118,17 @@ export async function* embedAll<T>(
       error: f.error,
     }));
     if (cur.ok.length) {
-      const feats = await backbone.embed(cur.tensor, cur.ok.length);
-      const dim = feats.length / cur.ok.length;
-      cur.ok.forEach((item, i) =>
-        results.push({ item, ok: true, vector: feats.slice(i * dim, (i + 1) * dim) }),
-      );
+      const feats = await backbone.embed(cur.tensor, cur.ok.length * V);
+      const dim = feats.length / (cur.ok.length * V);
+      cur.ok.forEach((item, i) => {
+        const at = (v: number) => feats.slice((i * V + v) * dim, (i * V + v + 1) * dim);
+        const vector = at(0);
+        results.push(
+          V > 1
+            ? { item, ok: true, vector, views: views.map((_, v) => (v === 0 ? vector : at(v))) }
+            : { item, ok: true, vector },
+        );
+      });
     }
     yield results;
   }

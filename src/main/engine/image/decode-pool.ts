@@ -1,18 +1,25 @@
 // A small pool of child processes that decode untrusted files: validation for the import, decoding and
 // cropping for batch classification. libvips and the DICOM parser are native or hand-written decoders fed
 // untrusted bytes: a segfault, an abort or an endless loop on one hostile file must fail that file — with
-// a typed reason — and never the import, the batch or the app.
+// a typed reason — and never the import, the batch or the app. How a decoder process is started (a Node
+// child process, or an Electron utility process) is decoder-process.ts's business.
 
-import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FewShotError } from '../../../shared/errors.ts';
 import type { PreprocessSpec } from '../../../shared/backbones.ts';
+import type { ViewSpec } from '../../../shared/tta.ts';
 import type { HighBitDepth } from '../../../shared/domain.ts';
 import { ImageError } from './decode-error.ts';
 import type { DecodeReply, DecodeRequest } from './decode-task.ts';
 import type { DecodeLimits, RgbImage } from './decode.ts';
+import {
+  decoderLauncher,
+  type DecoderLauncher,
+  type DecoderProcess,
+  type FromDecoder,
+} from './decoder-process.ts';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type ValidateReply = Extract<DecodeReply, { op: 'validate' }>;
@@ -25,6 +32,8 @@ export interface DecodePoolOptions {
   timeoutMs?: number;
   /** The worker entry; the default is the app's own decode worker. */
   workerScript?: string;
+  /** How decoder processes start; the default is chosen for this runtime (see decoder-process.ts). */
+  launcher?: DecoderLauncher;
 }
 
 interface Task {
@@ -34,12 +43,11 @@ interface Task {
 }
 
 interface Worker {
-  child: ChildProcess;
+  child: DecoderProcess;
   task: Task | null;
   /** The process said it is listening: an exit before that is a failed start, not a hostile file. */
   ready: boolean;
   timer: NodeJS.Timeout | null;
-  stderr: string;
 }
 
 /** The decode worker beside this module: TypeScript sources in development, the bundle when built. */
@@ -52,6 +60,7 @@ export class DecodePool {
   private readonly size: number;
   private readonly timeoutMs: number;
   private readonly script: string;
+  private readonly launch: DecoderLauncher;
   private readonly workers = new Set<Worker>();
   private readonly queue: Task[] = [];
   private nextId = 1;
@@ -65,6 +74,7 @@ export class DecodePool {
     this.size = Math.max(1, options.size ?? Math.min(2, os.availableParallelism()));
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.script = options.workerScript ?? defaultWorkerScript();
+    this.launch = options.launcher ?? decoderLauncher();
   }
 
   /** Validates one file's bytes in a child process; resolves with the image or a typed rejection. */
@@ -90,6 +100,20 @@ export class DecodePool {
     if (!r.ok) throw new ImageError(r.code, r.message);
     if (r.op !== 'crop') throw new FewShotError('INTERNAL', 'The decoder answered another request.');
     return r.rgb;
+  }
+
+  /** Decodes one file into several views (test-time augmentation) in a child process. */
+  async cropViews(
+    bytes: Uint8Array,
+    spec: PreprocessSpec,
+    limits: DecodeLimits,
+    highBitDepth: HighBitDepth,
+    views: ViewSpec[],
+  ): Promise<RgbImage[]> {
+    const r = await this.submit({ op: 'crop', bytes, limits, spec, highBitDepth, views });
+    if (!r.ok) throw new ImageError(r.code, r.message);
+    if (r.op !== 'crop') throw new FewShotError('INTERNAL', 'The decoder answered another request.');
+    return r.views ?? [r.rgb];
   }
 
   private submit(req: DistributiveOmit<DecodeRequest, 'id'>): Promise<DecodeReply> {
@@ -119,37 +143,29 @@ export class DecodePool {
   }
 
   private spawn(): Worker {
-    const ts = this.script.endsWith('.ts');
-    const child = fork(this.script, [], {
-      execArgv: ts ? ['--import', import.meta.resolve('tsx')] : [],
-      // Under Electron the executable is the app; this makes it behave as plain Node for the worker.
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
-      serialization: 'advanced',
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    // `child` is set just below; the launcher's events come later, never during the call.
+    const w = { task: null, ready: false, timer: null } as Omit<Worker, 'child'> as Worker;
+    w.child = this.launch(this.script, {
+      message: (msg) => this.onMessage(w, msg),
+      exit: (code, signal, stderr) => this.onExit(w, code, signal, stderr),
     });
-    const w: Worker = { child, task: null, ready: false, timer: null, stderr: '' };
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (s: string) => {
-      w.stderr = (w.stderr + s).slice(-2000);
-    });
-    child.on('message', (msg: DecodeReply | { ready: true }) => {
-      if ('ready' in msg) {
-        w.ready = true;
-        this.failedStarts = 0;
-        return;
-      }
-      const task = w.task;
-      if (task && msg.id === task.req.id) this.finish(w, msg);
-    });
-    child.on('exit', (code, signal) => this.onExit(w, code, signal));
-    child.on('error', () => this.onExit(w, null, null));
     this.workers.add(w);
     return w;
   }
 
+  private onMessage(w: Worker, msg: FromDecoder): void {
+    if ('ready' in msg) {
+      w.ready = true;
+      this.failedStarts = 0;
+      return;
+    }
+    const task = w.task;
+    if (task && msg.id === task.req.id) this.finish(w, msg);
+  }
+
   private run(w: Worker, task: Task): void {
     w.task = task;
-    w.child.channel?.ref();
+    w.child.ref();
     w.timer = setTimeout(() => {
       this.timeouts++;
       const t = w.task;
@@ -164,7 +180,7 @@ export class DecodePool {
       this.dispatch();
     }, this.timeoutMs);
     w.child.send(task.req, (err) => {
-      if (err) this.onExit(w, null, null);
+      if (err) this.onExit(w, null, null, '');
     });
   }
 
@@ -173,12 +189,12 @@ export class DecodePool {
     if (w.timer) clearTimeout(w.timer);
     w.timer = null;
     w.task = null;
-    w.child.channel?.unref();
+    w.child.unref();
     task?.resolve(reply);
     this.dispatch();
   }
 
-  private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+  private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null, stderr: string): void {
     if (!this.workers.has(w)) return;
     this.retire(w);
     const task = w.task;
@@ -187,7 +203,7 @@ export class DecodePool {
     if (!w.ready) {
       // The process died before it could listen: the worker cannot start, which is no file's fault.
       if (++this.failedStarts >= 3) {
-        const why = w.stderr.trim().split('\n').slice(-3).join(' ') || `exit ${code ?? signal}`;
+        const why = stderr.trim().split('\n').slice(-3).join(' ') || `exit ${code ?? signal}`;
         const err = new FewShotError('INTERNAL', `The image decoder could not start: ${why}`);
         task.reject(err);
         for (const t of this.queue.splice(0)) t.reject(err);
@@ -215,6 +231,6 @@ export class DecodePool {
   }
 
   private stop(w: Worker): void {
-    if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+    if (!w.child.exited) w.child.kill();
   }
 }

@@ -17,7 +17,8 @@ import {
   type RgbImage,
 } from './decode.ts';
 import { dicomGroupKey } from './dicom.ts';
-import { evalCrop } from './preprocess.ts';
+import { evalCrop, evalViews } from './preprocess.ts';
+import type { ViewSpec } from '../../../shared/tta.ts';
 import { DIM_16BIT_MAX, brightest16, windowed } from './windowing.ts';
 
 export type DecodeRequest =
@@ -36,6 +37,8 @@ export type DecodeRequest =
       limits: DecodeLimits;
       spec: PreprocessSpec;
       highBitDepth: HighBitDepth;
+      /** Test-time augmentation: every view from one decode (the first is the centre crop). */
+      views?: ViewSpec[];
     };
 
 export type DecodeReply =
@@ -49,13 +52,18 @@ export type DecodeReply =
       /** A 16-bit image whose data fills less than a quarter of the range (10- to 14-bit cameras). */
       dim16?: boolean;
     }
-  | { id: number; ok: true; op: 'crop'; rgb: RgbImage }
+  | { id: number; ok: true; op: 'crop'; rgb: RgbImage; views?: RgbImage[] }
   | { id: number; ok: false; code: RejectCode; message: string };
 
 async function run(req: DecodeRequest): Promise<DecodeReply> {
   const limits = req.limits ?? DEFAULT_LIMITS;
   if (req.op === 'crop') {
-    const rgb = await evalCrop(await windowed(req.bytes, req.highBitDepth, limits), req.spec, limits);
+    const bytes = await windowed(req.bytes, req.highBitDepth, limits);
+    if (req.views && req.views.length > 1) {
+      const views = await evalViews(bytes, req.spec, req.views, limits);
+      return { id: req.id, ok: true, op: 'crop', rgb: views[0] as RgbImage, views };
+    }
+    const rgb = await evalCrop(bytes, req.spec, limits);
     return { id: req.id, ok: true, op: 'crop', rgb };
   }
   const info = await validateImage(req.bytes, limits);
@@ -90,8 +98,33 @@ export async function decodeTask(req: DecodeRequest): Promise<DecodeReply> {
   }
 }
 
-/** Answers decode requests arriving over the process channel until the parent disconnects. */
+/** What a utility process under Electron is handed: the port to the engine that asked for it. */
+interface UtilityPort {
+  on(event: 'message', listener: (e: { data: DecodeRequest }) => void): void;
+  on(event: 'close', listener: () => void): void;
+  postMessage(message: unknown): void;
+  start(): void;
+}
+interface UtilityParent {
+  once(event: 'message', listener: (e: { ports: UtilityPort[] }) => void): void;
+}
+
+/**
+ * Answers decode requests arriving over the process channel until the parent disconnects — or, in an
+ * Electron utility process (see decoder-process.ts), over the port the shell hands it until that closes.
+ */
 export function serveDecodeTasks(handler: (req: DecodeRequest) => Promise<DecodeReply>): void {
+  const parent = (process as unknown as { parentPort?: UtilityParent }).parentPort;
+  if (parent) {
+    parent.once('message', ({ ports: [port] }) => {
+      if (!port) process.exit(1);
+      port.on('message', (e) => void handler(e.data).then((reply) => port.postMessage(reply)));
+      port.on('close', () => process.exit(0));
+      port.start();
+      port.postMessage({ ready: true });
+    });
+    return;
+  }
   if (!process.send) throw new Error('The decode worker must be started with an IPC channel.');
   process.on('message', (msg: DecodeRequest) => {
     void handler(msg).then((reply) => process.send?.(reply));

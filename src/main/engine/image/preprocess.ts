@@ -2,6 +2,7 @@
 // antialiasing), centre-crop, then channel order, scale, mean and std into the model's tensor layout.
 
 import type { PreprocessSpec } from '../../../shared/backbones.ts';
+import type { ViewSpec } from '../../../shared/tta.ts';
 import { decoder, probeImage, toRgb, type DecodeLimits, DEFAULT_LIMITS, type RgbImage } from './decode.ts';
 
 /** Python's round(): halves go to the even neighbour (torchvision's CenterCrop uses it). */
@@ -59,6 +60,80 @@ export async function evalCrop(
       .extract({ left: g.left, top: g.top, width: spec.width, height: spec.height }),
     info.format,
   );
+}
+
+/**
+ * The views of test-time augmentation from one decode: the image resized as for the centre crop, then
+ * each view cut (and mirrored) from it. The first view is pixel for pixel the centre crop of evalCrop.
+ */
+export async function evalViews(
+  bytes: Uint8Array,
+  spec: PreprocessSpec,
+  views: readonly ViewSpec[],
+  limits: DecodeLimits = DEFAULT_LIMITS,
+): Promise<RgbImage[]> {
+  // The centre crop comes from evalCrop itself (libvips' region arithmetic can differ by a level in a
+  // few pixels between a cropped resize and a crop of the whole resize), so that view 0 of every kind
+  // is exactly the single-view input.
+  const centre = await evalCrop(bytes, spec, limits);
+  let full: { image: RgbImage; g: CropGeometry } | null = null;
+  if (views.some((v) => v.crop !== 'centre')) {
+    const info = await probeImage(bytes, limits);
+    const g = cropGeometry(info.width, info.height, spec);
+    const image = await toRgb(
+      decoder(bytes, limits).resize(g.resizeWidth, g.resizeHeight, { fit: 'fill', kernel: 'linear' }),
+      info.format,
+    );
+    full = { image, g };
+  }
+  const whole = { width: spec.width, height: spec.height };
+  return views.map((v) =>
+    v.crop === 'centre'
+      ? v.flip
+        ? cropView(centre, spec.width, spec.height, v, {
+            resizeWidth: whole.width,
+            resizeHeight: whole.height,
+            left: 0,
+            top: 0,
+          })
+        : centre
+      : cropView(
+          (full as { image: RgbImage }).image,
+          spec.width,
+          spec.height,
+          v,
+          (full as { g: CropGeometry }).g,
+        ),
+  );
+}
+
+function cropView(full: RgbImage, w: number, h: number, v: ViewSpec, g: CropGeometry): RgbImage {
+  const right = full.width - w;
+  const bottom = full.height - h;
+  const [left, top] =
+    v.crop === 'centre'
+      ? [g.left, g.top]
+      : v.crop === 'top-left'
+        ? [0, 0]
+        : v.crop === 'top-right'
+          ? [right, 0]
+          : v.crop === 'bottom-left'
+            ? [0, bottom]
+            : [right, bottom];
+  const out = new Uint8Array(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    const src = ((y + top) * full.width + left) * 3;
+    if (!v.flip) out.set(full.data.subarray(src, src + w * 3), y * w * 3);
+    else
+      for (let x = 0; x < w; x++) {
+        const s = src + (w - 1 - x) * 3;
+        const d = (y * w + x) * 3;
+        out[d] = full.data[s] as number;
+        out[d + 1] = full.data[s + 1] as number;
+        out[d + 2] = full.data[s + 2] as number;
+      }
+  }
+  return { data: out, width: w, height: h };
 }
 
 /** Writes one image into a batch tensor at `index`: y = (x − mean) · scale / std, in the model's layout. */

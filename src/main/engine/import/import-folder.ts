@@ -109,9 +109,9 @@ export async function importFolder(
   try {
     st = fs.statSync(root);
   } catch {
-    throw new FewShotError('NOT_FOUND', `No folder at ${folder}.`);
+    throw new FewShotError('NOT_FOUND', `No folder at ${root}.`);
   }
-  if (!st.isDirectory()) throw new FewShotError('INVALID_INPUT', `${folder} is not a folder.`);
+  if (!st.isDirectory()) throw new FewShotError('INVALID_INPUT', `${root} is not a folder.`);
   const groups = options.groupsCsv
     ? readGroupsCsv(options.groupsCsv, options.groupColumn)
     : new Map<string, string>();

@@ -1,6 +1,7 @@
 // The batch report: which folder (by name, never its full path), which model, how many files went to
 // each class, which were uncertain or failed and why, and how fast.
 
+import { ttaLabel, ttaOfRun } from '../../../shared/tta.ts';
 import path from 'node:path';
 import { FewShotError } from '../../../shared/errors.ts';
 import type { ClassifySummary } from '../../../shared/results.ts';
@@ -48,6 +49,13 @@ export async function renderBatchReport(
     model
       ? `${model.name} (${model.id}): ${model.strategy} on ${model.backboneId} (sha256 ${model.backboneSha256}); classes ${model.classes.join(', ')}; seed ${model.seed}.`
       : `Model ${run.modelId} (no longer in the project).`,
+  );
+  const tta = ttaOfRun(run.params);
+  para(
+    doc,
+    tta
+      ? `Views: ${ttaLabel(tta.kind)}; temperature ${tta.temperature === null ? "the model's own" : tta.temperature.toFixed(3)}, from ${tta.temperatureFrom}.`
+      : 'Views: single view (centre crop).',
   );
 
   heading(doc, 'Summary');

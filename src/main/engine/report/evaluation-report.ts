@@ -2,6 +2,7 @@
 // intervals, the confusion matrix, the learning curve, misclassified examples, and limitations written
 // from the data. Paths never appear in it; thumbnails are re-encoded, so no image metadata is copied.
 
+import { ttaLabel } from '../../../shared/tta.ts';
 import { modelHighBitDepth, windowed } from '../image/windowing.ts';
 import path from 'node:path';
 import type { DatasetWarning } from '../../../shared/contract.ts';
@@ -20,6 +21,8 @@ export interface EvaluationReportInput {
   project: Project;
   model: ModelRecord;
   evaluation: EvaluationResult;
+  /** The same evaluation with test-time augmentation, when it was asked for. */
+  ttaEvaluation?: EvaluationResult;
   curve: CurvePoint[];
   roc: { fpr: number; tpr: number }[] | null;
   warnings: DatasetWarning[];
@@ -234,6 +237,25 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
     ],
     [120, 150, 225],
   );
+  const tv = input.ttaEvaluation;
+  if (tv?.tta) {
+    para(
+      doc,
+      `With ${ttaLabel(tv.tta.kind)} — the same splits and heads, each test image scored over its views, the temperature (T = ${tv.tta.temperature.toFixed(3)} over all splits) fitted on held-out views of other splits:`,
+    );
+    const ece = (e: EvaluationResult) => (e.calibration ? `${(e.calibration.ece * 100).toFixed(1)} %` : '—');
+    table(
+      doc,
+      ['Figure', 'Single view', `${tv.tta.views} views`],
+      [
+        ['Accuracy', formatEstimate(ev.accuracy), formatEstimate(tv.accuracy)],
+        ['Balanced accuracy', formatEstimate(ev.balancedAccuracy), formatEstimate(tv.balancedAccuracy)],
+        ['Macro-F1', formatEstimate(ev.macroF1), formatEstimate(tv.macroF1)],
+        ['Calibration error (ECE)', ece(ev), ece(tv)],
+      ],
+      [120, 187, 188],
+    );
+  }
   table(
     doc,
     ['Class', 'Precision', 'Recall', 'F1', 'Support'],

@@ -1,4 +1,5 @@
-// The data set: import, what is in it, relabel and exclude, checks, augmentation previews.
+// The data set: import, what is in it, relabel and exclude, checks, embeddings export, augmentation
+// previews.
 
 import {
   checkImportRequest,
@@ -9,6 +10,7 @@ import {
   previewAugmentation,
   relabelImages,
 } from '../../services/dataset.ts';
+import { checkEmbeddingsRequest } from '../../services/embeddings.ts';
 import type { HandlerMap, HostContext } from './types.ts';
 
 type DatasetChannel =
@@ -19,6 +21,7 @@ type DatasetChannel =
   | 'dataset.relabel'
   | 'dataset.exclude'
   | 'dataset.checks'
+  | 'dataset.exportEmbeddings'
   | 'augment.preview';
 
 export function datasetHandlers(ctx: HostContext): HandlerMap<DatasetChannel> {
@@ -35,6 +38,11 @@ export function datasetHandlers(ctx: HostContext): HandlerMap<DatasetChannel> {
     'dataset.relabel': async ({ imageIds, className }) => relabelImages(ctx.project(), imageIds, className),
     'dataset.exclude': async ({ imageIds, excluded }) => excludeImages(ctx.project(), imageIds, excluded),
     'dataset.checks': async (req) => ({ jobId: ctx.jobs.start(ctx.project(), 'checks', req) }),
+    'dataset.exportEmbeddings': async (req) => {
+      const p = ctx.project();
+      checkEmbeddingsRequest(req);
+      return { jobId: ctx.jobs.start(p, 'embeddings', req) };
+    },
     'augment.preview': async ({ imageId, spec, n, seed }) => {
       const pngs = await previewAugmentation(ctx.project(), imageId, spec, n, seed);
       return { variants: pngs.map((b) => `data:image/png;base64,${b.toString('base64')}`) };

@@ -34,8 +34,8 @@ export function modelHandlers(ctx: HostContext): HandlerMap<ModelChannel> {
       checkTrainRequest(p, req);
       return { jobId: ctx.jobs.start(p, 'train-estimate', req) };
     },
-    'review.get': async ({ modelId, protocol }) => ({
-      review: storedReview(ctx.project(), modelId, protocol),
+    'review.get': async ({ modelId, protocol, tta }) => ({
+      review: storedReview(ctx.project(), modelId, protocol, true, tta),
     }),
     'review.start': async (req) => {
       const p = ctx.project();

@@ -1,5 +1,6 @@
 // Projects, backbones and the app itself.
 
+import { checkBackboneFile } from '../../services/backbone-install.ts';
 import { appInfo, installedBackbones } from '../../services/backbones.ts';
 import {
   createProject,
@@ -23,7 +24,8 @@ type ProjectChannel =
   | 'project.recovery'
   | 'project.recover'
   | 'project.restore'
-  | 'models.list';
+  | 'models.list'
+  | 'models.add';
 
 export function projectHandlers(ctx: HostContext): HandlerMap<ProjectChannel> {
   return {
@@ -42,5 +44,10 @@ export function projectHandlers(ctx: HostContext): HandlerMap<ProjectChannel> {
     'project.recover': async ({ file }) => recoverIntoNew(file),
     'project.restore': async ({ file, backup }) => ctx.setProject(restoreFromBackup(file, backup)),
     'models.list': async () => installedBackbones(),
+    // A job of the app: a backbone can be added before any project exists.
+    'models.add': async (req) => {
+      checkBackboneFile(req);
+      return { jobId: ctx.jobs.startForApp('backbone-add', req) };
+    },
   };
 }

@@ -1,13 +1,23 @@
 // Starts jobs in worker threads for the app: one row per job from the request on, progress throttled to
 // ~10 Hz with an ETA, cooperative cancel at the next step (a shared flag the worker reads), then after a
 // grace period a hard stop. What the window shows of running jobs comes from here, so a reloaded window
-// re-attaches to them.
+// re-attaches to them. Jobs of the app itself (adding a backbone) need no project: they have no row and
+// are listed while they run.
 
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { JobEvent, JobKind, JobProgress, JobRequests, JobSummary } from '../../../shared/jobs.ts';
+import type {
+  AppJobKind,
+  JobEvent,
+  JobKind,
+  JobProgress,
+  JobRequests,
+  JobSummary,
+  ProjectJobKind,
+} from '../../../shared/jobs.ts';
 import { FewShotError, type ErrorData } from '../../../shared/errors.ts';
 import type { Project } from '../../store/project.ts';
 import { recordCancelled, type ProgressUpdate } from '../context.ts';
@@ -29,7 +39,9 @@ export interface JobRunnerOptions {
 interface Running {
   id: string;
   kind: JobKind;
-  project: Project;
+  /** Null for a job of the app (adding a backbone), which has no row. */
+  project: Project | null;
+  request: unknown;
   worker: Worker;
   flag: Int32Array;
   createdAt: string;
@@ -72,14 +84,23 @@ export class JobRunner {
   }
 
   /** Creates the job's row (queued) and starts its worker; returns the job's id at once. */
-  start<K extends JobKind>(project: Project, kind: K, request: JobRequests[K]): string {
-    const jobId = project.jobs.create(kind, request, { status: 'queued' });
+  start<K extends ProjectJobKind>(project: Project, kind: K, request: JobRequests[K]): string {
+    return this.launch(project, project.jobs.create(kind, request, { status: 'queued' }), kind, request);
+  }
+
+  /** Starts a job of the app, which needs no project (adding a backbone); it is listed while it runs. */
+  startForApp<K extends AppJobKind>(kind: K, request: JobRequests[K]): string {
+    return this.launch(null, crypto.randomUUID(), kind, request);
+  }
+
+  private launch(project: Project | null, jobId: string, kind: JobKind, request: unknown): string {
     const cancel = new SharedArrayBuffer(4);
-    const worker = spawn(this.script, { file: project.file, jobId, kind, request, cancel });
+    const worker = spawn(this.script, { file: project?.file ?? null, jobId, kind, request, cancel });
     const job: Running = {
       id: jobId,
       kind,
       project,
+      request,
       worker,
       flag: new Int32Array(cancel),
       createdAt: new Date().toISOString(),
@@ -134,13 +155,36 @@ export class JobRunner {
     return true;
   }
 
+  /** Running jobs of a project (a job of the app does not keep a project from being switched). */
   get active(): number {
-    return [...this.running.values()].filter((j) => !j.ended).length;
+    return [...this.running.values()].filter((j) => !j.ended && j.project).length;
   }
 
-  /** Running jobs with their latest progress, then the project's recent jobs from its rows. */
-  list(project: Project, limit = 50): JobSummary[] {
+  /**
+   * Running jobs of the app, then the project's recent jobs from its rows (running ones with their
+   * latest progress).
+   */
+  list(project: Project | null, limit = 50): JobSummary[] {
     const live = new Map([...this.running.values()].filter((j) => !j.ended).map((j) => [j.id, j]));
+    const ofApp = [...live.values()]
+      .filter((j) => !j.project)
+      .map((j): JobSummary => ({
+        id: j.id,
+        kind: j.kind,
+        status: 'running',
+        createdAt: j.createdAt,
+        updatedAt: new Date().toISOString(),
+        progress: j.progress,
+        losses: [],
+        error: null,
+        modelId: null,
+        request: j.request && typeof j.request === 'object' ? (j.request as Record<string, unknown>) : null,
+      }));
+    if (!project) return ofApp;
+    return [...ofApp, ...this.listRows(project, live, limit)];
+  }
+
+  private listRows(project: Project, live: Map<string, Running>, limit: number): JobSummary[] {
     return project.jobs.list(limit).map((r) => {
       const j = live.get(r.id);
       return {
@@ -208,13 +252,13 @@ export class JobRunner {
     if (job.hardStop) clearTimeout(job.hardStop);
     const { id: jobId, kind, project } = job;
     // The worker ends its row itself; this covers a worker that could not, or was stopped.
-    const status = project.db.open ? project.jobs.get(jobId)?.status : undefined;
+    const status = project?.db.open ? project.jobs.get(jobId)?.status : undefined;
     const open = status === 'queued' || status === 'running';
     if (m.type === 'cancelled') {
-      if (open) recordCancelled(project, jobId, kind);
+      if (open && project) recordCancelled(project, jobId, kind);
       this.options.emit({ type: 'cancelled', jobId, kind });
     } else if (m.type === 'failed') {
-      if (open) project.jobs.fail(jobId, new FewShotError(m.error.code, m.error.message));
+      if (open && project) project.jobs.fail(jobId, new FewShotError(m.error.code, m.error.message));
       this.options.emit({ type: 'failed', jobId, kind, error: m.error satisfies ErrorData });
     } else this.options.emit({ type: 'done', jobId, kind, result: m.result } as JobEvent);
   }

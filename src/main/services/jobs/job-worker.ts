@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   let project: Project | null = null;
   try {
     const request = REQUESTS[input.kind].parse(input.request);
-    project = Project.open(input.file, { worker: true });
+    project = input.file === null ? null : Project.open(input.file, { worker: true });
     const result = await runJobKind(input.kind, project, request as never, {
       signal,
       progress,

@@ -5,8 +5,8 @@ import type { ErrorData } from '../../../shared/errors.ts';
 import type { ProgressUpdate } from '../context.ts';
 
 export interface WorkerInput {
-  /** The project file; the worker opens its own connection. */
-  file: string;
+  /** The project file; the worker opens its own connection. Null for a job of the app (adding a backbone). */
+  file: string | null;
   jobId: string;
   kind: JobKind;
   request: unknown;

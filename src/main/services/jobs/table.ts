@@ -1,12 +1,22 @@
 // Every kind of job and the use case that runs it: the one table a job worker dispatches on.
 
-import type { JobKind, JobRequests, JobResults } from '../../../shared/jobs.ts';
+import { FewShotError } from '../../../shared/errors.ts';
+import {
+  isAppJobKind,
+  type AppJobKind,
+  type JobKind,
+  type JobRequests,
+  type JobResults,
+  type ProjectJobKind,
+} from '../../../shared/jobs.ts';
 import type { Project } from '../../store/project.ts';
 import { exportAudit } from '../audit.ts';
+import { installBackbone } from '../backbone-install.ts';
 import { classifyBatch } from '../batch.ts';
 import { exportBundle } from '../bundles.ts';
 import type { UseCaseContext } from '../context.ts';
 import { checkDataset, computeProjectFeatures, importImages } from '../dataset.ts';
+import { exportEmbeddings } from '../embeddings.ts';
 import { curve, evaluateStrategy, review } from '../evaluation.ts';
 import { report } from '../reports.ts';
 import { estimateTraining, train } from '../training.ts';
@@ -17,7 +27,13 @@ export type JobFunction<K extends JobKind> = (
   ctx: UseCaseContext,
 ) => Promise<JobResults[K]>;
 
-export const JOBS: { [K in JobKind]: JobFunction<K> } = {
+/** A job of the app (no project open, no row): it gets its request and context only. */
+export type AppJobFunction<K extends AppJobKind> = (
+  request: JobRequests[K],
+  ctx: UseCaseContext,
+) => Promise<JobResults[K]>;
+
+export const JOBS: { [K in ProjectJobKind]: JobFunction<K> } = {
   import: importImages,
   features: computeProjectFeatures,
   checks: checkDataset,
@@ -30,13 +46,24 @@ export const JOBS: { [K in JobKind]: JobFunction<K> } = {
   export: (p, r, ctx) => exportBundle(p, r, ctx),
   'audit-export': exportAudit,
   'train-estimate': estimateTraining,
+  embeddings: exportEmbeddings,
+};
+
+export const APP_JOBS: { [K in AppJobKind]: AppJobFunction<K> } = {
+  'backbone-add': installBackbone,
 };
 
 export function runJobKind<K extends JobKind>(
   kind: K,
-  project: Project,
+  project: Project | null,
   request: JobRequests[K],
   ctx: UseCaseContext,
 ): Promise<JobResults[K]> {
-  return (JOBS[kind] as JobFunction<K>)(project, request, ctx);
+  const k: JobKind = kind;
+  if (isAppJobKind(k)) {
+    const run = APP_JOBS[k] as unknown as (r: JobRequests[K], c: UseCaseContext) => Promise<JobResults[K]>;
+    return run(request, ctx);
+  }
+  if (!project) throw new FewShotError('INTERNAL', `A ${k} job needs an open project.`);
+  return (JOBS[k] as unknown as JobFunction<K>)(project, request, ctx);
 }
