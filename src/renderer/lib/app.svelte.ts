@@ -167,7 +167,7 @@ export class AppState {
       job.result = e.result;
       if (e.kind === 'import') this.datasetVersion++;
       if (e.kind === 'backbone-add') {
-        const b = e.result as { id: string; architecture: string; featureDim: number };
+        const b = e.result;
         this.lastAddedBackbone = { id: b.id, architecture: b.architecture, featureDim: b.featureDim };
         this.backbonesVersion++;
       }
