@@ -15,12 +15,13 @@ import type { ErrorData, Result } from './errors.ts';
 import { FilesListSchema, type FolderListing, type PickRequest, type PickResult } from './files.ts';
 import type { JobEvent, JobSummary } from './jobs.ts';
 import { pathSchema, ProtocolSchema, recordIdSchema, REQUESTS } from './requests.ts';
-import type { BatchRunView, ModelRecord, PredictionRow, ReviewData } from './results.ts';
+import type { BatchRunView, ModelDeleted, ModelRecord, PredictionRow, ReviewData } from './results.ts';
 import type { TrainStrategy } from './strategies.ts';
 
 export { ProtocolSchema };
 export type { JobEvent, JobKind, JobProgress, JobResult, JobResults, JobSummary } from './jobs.ts';
 export type { DatasetWarning, ExportSummary, ReportResult, ReviewData } from './results.ts';
+export type { LabelSuggestion, ModelDeleted, Neighbour, SuggestResult, TryResult } from './results.ts';
 
 const id = z.number().int().positive();
 const empty = z.strictObject({});
@@ -29,6 +30,8 @@ const imageFilter = {
   excluded: z.boolean().optional(),
   /** Part of the file's path, case-insensitive. */
   search: z.string().max(500).optional(),
+  /** Only these images (Review looks up the images it shows). */
+  ids: z.array(id).min(1).max(2000).optional(),
 };
 
 export const INPUTS = {
@@ -90,6 +93,21 @@ export const INPUTS = {
   }),
   'report.export': REQUESTS.report,
   'model.export': REQUESTS.export,
+  /** Deletes a model with its batch runs and stored evaluations (audited); refused while a job uses it. */
+  'model.delete': z.strictObject({ modelId: recordIdSchema }),
+  /**
+   * Try one image: a file on this machine (`file`), or a dropped file's bytes (`data`, base64, with its
+   * `name`), which the host writes to a temporary file before the job starts.
+   */
+  'model.try': z.union([
+    z.strictObject({ modelId: recordIdSchema, file: pathSchema }),
+    z.strictObject({
+      modelId: recordIdSchema,
+      name: z.string().min(1).max(500),
+      data: z.string().min(1).max(70_000_000),
+    }),
+  ]),
+  'dataset.suggest': REQUESTS.suggest,
   'audit.list': z.strictObject({ limit: z.number().int().min(1).max(10000) }),
   'audit.export': REQUESTS['audit-export'],
   'jobs.cancel': z.strictObject({ jobId: z.string().min(1).max(200) }),
@@ -201,6 +219,9 @@ export interface Outputs {
   'batch.results': { total: number; rows: PredictionRow[] };
   'report.export': JobInfo;
   'model.export': JobInfo;
+  'model.delete': ModelDeleted;
+  'model.try': JobInfo;
+  'dataset.suggest': JobInfo;
   'audit.list': { entries: AuditEntryView[]; total: number; intact: boolean; brokenAt: number | null };
   'audit.export': JobInfo;
   'jobs.cancel': { cancelled: boolean };

@@ -14,7 +14,9 @@ import type {
   ExportSummary,
   ReportResult,
   ReviewData,
+  SuggestResult,
   TrainResult,
+  TryResult,
 } from './results.ts';
 
 export const JOB_KINDS = [
@@ -32,6 +34,8 @@ export const JOB_KINDS = [
   'backbone-add',
   'train-estimate',
   'embeddings',
+  'try',
+  'suggest',
 ] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
@@ -70,6 +74,8 @@ export interface JobResults {
   'backbone-add': BackboneAdded;
   'train-estimate': TrainMeasurement;
   embeddings: EmbeddingsSummary;
+  try: TryResult;
+  suggest: SuggestResult;
 }
 
 export type JobRequests = { [K in JobKind]: Request<K> };
@@ -83,7 +89,23 @@ export interface JobProgress {
   etaSeconds: number | null;
   message?: string;
   /** Training figures for the live chart (loss of the current fit). */
-  metrics?: { loss?: number };
+  metrics?: {
+    loss?: number;
+    /** Fine-tuning, at the end of each epoch: the epoch (1-based), its mean training loss, held-out accuracy. */
+    epoch?: number;
+    epochLoss?: number;
+    validationAccuracy?: number | null;
+    /** Which fit the epoch belongs to ("fold 1/3", "final"): each fit's epochs are one series. */
+    run?: string;
+  };
+}
+
+/** One finished epoch of a fine-tuning fit, for the Train screen's chart. */
+export interface EpochPoint {
+  run: string;
+  epoch: number;
+  loss: number;
+  validationAccuracy: number | null;
 }
 
 /** The job events stream: tagged by `type` and `kind`, at most ~10 progress events per second per job. */
@@ -105,6 +127,8 @@ export interface JobSummary {
   progress: JobProgress | null;
   /** Loss values so far (running training jobs), for the live chart after a reload. */
   losses: number[];
+  /** Per finished epoch (running fine-tuning jobs): mean training loss and held-out accuracy. */
+  epochs: EpochPoint[];
   error: ErrorData | null;
   /** The model the job works on (train: none until it is done), so a screen finds its own jobs. */
   modelId: string | null;

@@ -142,6 +142,22 @@ export const REQUESTS = {
     threads: z.number().int().min(1).max(256).optional(),
     device: z.enum(DEVICES).optional(),
   }),
+  /**
+   * One image through a model ("Try an image"): its class, probabilities and nearest training images. The
+   * window's dropped bytes are written to a file by the host first; the request names only that file.
+   */
+  try: z.strictObject({
+    modelId: recordIdSchema,
+    file: pathSchema,
+    /** The name to show (a dropped file's own name); defaults to the file's base name. */
+    name: z.string().min(1).max(500).optional(),
+    neighbours: z.number().int().min(0).max(24).optional(),
+  }),
+  /** Suggested classes for the project's unlabelled images, most uncertain first. */
+  suggest: z.strictObject({
+    modelId: recordIdSchema,
+    limit: z.number().int().min(1).max(100000).optional(),
+  }),
 } as const;
 
 export type RequestKind = keyof typeof REQUESTS;

@@ -233,3 +233,56 @@ export interface BatchRunView {
   /** Test-time augmentation of the run (null: single view). */
   tta: RunTta | null;
 }
+
+/** A training image close to a tried one, in the model's feature space. */
+export interface Neighbour {
+  imageId: number;
+  relPath: string;
+  className: string;
+  /** Cosine similarity of the two feature vectors, −1 … 1. */
+  similarity: number;
+}
+
+/** "Try an image": one file through a model. */
+export interface TryResult {
+  modelId: string;
+  name: string;
+  classes: string[];
+  probabilities: number[];
+  predicted: string;
+  confidence: number;
+  /** Below the confidence a batch run sends to `_uncertain` by default. */
+  uncertain: boolean;
+  neighbours: Neighbour[];
+  /** Which features the neighbours were found by, in a sentence. */
+  neighboursBy: string;
+}
+
+/** A class suggested for an unlabelled image. */
+export interface LabelSuggestion {
+  imageId: number;
+  relPath: string;
+  predicted: string;
+  confidence: number;
+  probabilities: number[];
+  /** Top probability minus the second: small is uncertain, where a label teaches the model most. */
+  margin: number;
+}
+
+export interface SuggestResult {
+  modelId: string;
+  classes: string[];
+  /** Unlabelled, not excluded images considered. */
+  unlabelled: number;
+  /** Most uncertain first. */
+  suggestions: LabelSuggestion[];
+  failed: { imageId: number; relPath: string; code: string; message: string }[];
+}
+
+/** What deleting a model removed with it. */
+export interface ModelDeleted {
+  modelId: string;
+  name: string;
+  batchRuns: number;
+  evaluations: number;
+}

@@ -2,7 +2,7 @@
 // worker runs it — the id of the job row the request created. `runJob` owns that row's life: started,
 // done, failed, or cancelled with an audit entry saying so.
 
-import type { JobKind, JobResults } from '../../shared/jobs.ts';
+import type { JobKind, JobProgress, JobResults } from '../../shared/jobs.ts';
 import { FewShotError, toErrorData } from '../../shared/errors.ts';
 import type { Project } from '../store/project.ts';
 
@@ -11,7 +11,7 @@ export interface ProgressUpdate {
   done: number;
   total: number;
   message?: string;
-  metrics?: { loss?: number };
+  metrics?: JobProgress['metrics'];
   /** The whole run's work in units (several phases together), when the use case can say: the ETA's basis. */
   overall?: { done: number; total: number };
 }

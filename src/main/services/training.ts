@@ -78,6 +78,16 @@ export function finetuneOptions(
         total: e.total,
         ...(e.message ? { message: e.message } : {}),
         ...(e.loss !== undefined ? { metrics: { loss: e.loss } } : {}),
+        ...(e.epoch
+          ? {
+              metrics: {
+                run: e.epoch.run,
+                epoch: e.epoch.epoch,
+                epochLoss: e.epoch.loss,
+                validationAccuracy: e.epoch.validationAccuracy,
+              },
+            }
+          : {}),
         ...(e.overall ? { overall: e.overall } : {}),
       }),
   };

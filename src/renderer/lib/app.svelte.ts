@@ -12,13 +12,13 @@ import type {
   Output,
   ProjectInfo,
 } from '../../shared/contract.ts';
-import type { JobStatus } from '../../shared/jobs.ts';
+import type { EpochPoint, JobStatus } from '../../shared/jobs.ts';
 import type { EngineNotice } from '../../shared/engine.ts';
 import type { ErrorData, Result } from '../../shared/errors.ts';
 import { call, onEngineNotice, onJobEvent } from './api.ts';
 
-export type Screen = 'projects' | 'dataset' | 'augment' | 'train' | 'review' | 'batch' | 'report';
-const SCREENS: readonly Screen[] = ['projects', 'dataset', 'augment', 'train', 'review', 'batch', 'report'];
+export type Screen = 'projects' | 'dataset' | 'augment' | 'train' | 'review' | 'try' | 'batch' | 'report';
+const SCREENS: readonly Screen[] = ['projects', 'dataset', 'augment', 'train', 'review', 'try', 'batch', 'report'];
 
 /** A job as a screen sees it; `result` is the result of its kind. */
 export interface JobView<K extends JobKind = JobKind> {
@@ -30,6 +30,8 @@ export interface JobView<K extends JobKind = JobKind> {
   error: ErrorData | null;
   /** Loss values seen so far, for the live chart. */
   losses: number[];
+  /** Finished epochs of fine-tuning (each fit its own series), for the per-epoch chart. */
+  epochs: EpochPoint[];
   /** Order of arrival, newest last. */
   seq: number;
   /** The model it works on, when known. */
@@ -128,6 +130,7 @@ export class AppState {
     v.status = j.status;
     if (j.progress) v.progress = j.progress;
     if (j.losses.length > v.losses.length) v.losses = [...j.losses];
+    if (j.epochs.length > v.epochs.length) v.epochs = [...j.epochs];
     v.request = j.request;
   }
 
@@ -140,6 +143,7 @@ export class AppState {
       result: null,
       error: null,
       losses: [],
+      epochs: [],
       seq: ++this.seq,
       modelId,
       request: null,
@@ -161,7 +165,13 @@ export class AppState {
     if (e.type === 'progress') {
       job.status = 'running';
       job.progress = e.progress;
-      if (e.progress.metrics?.loss !== undefined) job.losses.push(e.progress.metrics.loss);
+      const m = e.progress.metrics;
+      if (m?.loss !== undefined) job.losses.push(m.loss);
+      if (m?.epoch !== undefined && m.epochLoss !== undefined) {
+        const run = m.run ?? 'final';
+        if (!job.epochs.some((p) => p.run === run && p.epoch === m.epoch))
+          job.epochs.push({ run, epoch: m.epoch, loss: m.epochLoss, validationAccuracy: m.validationAccuracy ?? null });
+      }
     } else if (e.type === 'done') {
       job.status = 'done';
       job.result = e.result;

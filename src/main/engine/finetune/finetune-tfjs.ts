@@ -263,6 +263,7 @@ export async function finetuneTfjs(
         steps: totalSteps,
         loss: entryH.loss,
         ...(entryH.validationAccuracy !== undefined ? { validationAccuracy: entryH.validationAccuracy } : {}),
+        epochEnd: true,
       });
     }
     // Early stopping: keep the epoch that did best on the validation split.

@@ -57,6 +57,8 @@ export interface FinetuneOptions {
     steps: number;
     loss: number;
     validationAccuracy?: number;
+    /** The report at an epoch's end: `loss` is then the epoch's mean training loss. */
+    epochEnd?: true;
   }) => void;
 }
 
@@ -384,6 +386,7 @@ export async function finetune(
         steps: totalSteps,
         loss: entryH.loss,
         ...(entryH.validationAccuracy !== undefined ? { validationAccuracy: entryH.validationAccuracy } : {}),
+        epochEnd: true,
       });
     }
     // Early stopping: keep the epoch that did best on the validation split.

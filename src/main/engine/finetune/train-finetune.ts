@@ -114,6 +114,8 @@ export interface FinetuneRunOptions extends Omit<FinetuneOptions, 'onProgress' |
     message?: string;
     /** The whole run (folds choosing the epochs, caching, steps) in units of work. */
     overall?: { done: number; total: number };
+    /** At an epoch's end: the fit it belongs to, its mean training loss and held-out accuracy. */
+    epoch?: { run: string; epoch: number; loss: number; validationAccuracy: number | null };
   }) => void;
 }
 
@@ -212,6 +214,7 @@ export class RunMeter {
     perEpoch: number,
     options: FinetuneRunOptions,
     phase: (p: { epoch: number; epochs: number }) => { phase: string; message: string },
+    run = 'final',
   ): Required<Pick<FinetuneOptions, 'onPrefixProgress' | 'onProgress'>> {
     const views = options.views ?? 4;
     const epochs = options.epochs ?? 10;
@@ -230,6 +233,19 @@ export class RunMeter {
         }),
       onProgress: (p) => {
         const d = phase(p);
+        if (p.epochEnd) {
+          this.report?.({
+            ...d,
+            done: p.step,
+            total: p.steps,
+            epoch: { run, epoch: p.epoch, loss: p.loss, validationAccuracy: p.validationAccuracy ?? null },
+            overall: {
+              done: base + prefix + Math.min(p.step * batch, epochs * perEpoch) * this.stepUnit,
+              total: this.total,
+            },
+          });
+          return;
+        }
         this.report?.({
           ...d,
           done: p.step,
@@ -308,6 +324,7 @@ async function crossValidatedEpochs(
             phase: 'choosing the number of epochs',
             message: `fold ${k + 1}/${splits.length}, epoch ${p.epoch}/${p.epochs}`,
           }),
+          `fold ${k + 1}/${splits.length}`,
         ),
       },
       trainingImages(project, data, sp.test, identity),

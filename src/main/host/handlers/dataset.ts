@@ -11,6 +11,7 @@ import {
   relabelImages,
 } from '../../services/dataset.ts';
 import { checkEmbeddingsRequest } from '../../services/embeddings.ts';
+import { requireModel } from '../../services/resources.ts';
 import type { HandlerMap, HostContext } from './types.ts';
 
 type DatasetChannel =
@@ -22,6 +23,7 @@ type DatasetChannel =
   | 'dataset.exclude'
   | 'dataset.checks'
   | 'dataset.exportEmbeddings'
+  | 'dataset.suggest'
   | 'augment.preview';
 
 export function datasetHandlers(ctx: HostContext): HandlerMap<DatasetChannel> {
@@ -42,6 +44,11 @@ export function datasetHandlers(ctx: HostContext): HandlerMap<DatasetChannel> {
       const p = ctx.project();
       checkEmbeddingsRequest(req);
       return { jobId: ctx.jobs.start(p, 'embeddings', req) };
+    },
+    'dataset.suggest': async (req) => {
+      const p = ctx.project();
+      requireModel(p, req.modelId);
+      return { jobId: ctx.jobs.start(p, 'suggest', req) };
     },
     'augment.preview': async ({ imageId, spec, n, seed }) => {
       const pngs = await previewAugmentation(ctx.project(), imageId, spec, n, seed);

@@ -3,7 +3,9 @@
 
 import { batchResults, batchRuns, checkBatchRequest, requireBatchRun } from '../../services/batch.ts';
 import { storedReview } from '../../services/evaluation.ts';
+import { deleteModel } from '../../services/model-delete.ts';
 import { requireModel } from '../../services/resources.ts';
+import { tryRequest } from '../../services/try-image.ts';
 import { checkTrainRequest, recommendation, trainedModels } from '../../services/training.ts';
 import type { HandlerMap, HostContext } from './types.ts';
 
@@ -18,7 +20,9 @@ type ModelChannel =
   | 'batch.runs'
   | 'batch.results'
   | 'report.export'
-  | 'model.export';
+  | 'model.export'
+  | 'model.delete'
+  | 'model.try';
 
 export function modelHandlers(ctx: HostContext): HandlerMap<ModelChannel> {
   return {
@@ -60,6 +64,11 @@ export function modelHandlers(ctx: HostContext): HandlerMap<ModelChannel> {
       const p = ctx.project();
       requireModel(p, req.modelId);
       return { jobId: ctx.jobs.start(p, 'export', req) };
+    },
+    'model.delete': async ({ modelId }) => deleteModel(ctx.project(), modelId, (id) => ctx.jobs.usesModel(id)),
+    'model.try': async (input) => {
+      const p = ctx.project();
+      return { jobId: ctx.jobs.start(p, 'try', tryRequest(p, input)) };
     },
   };
 }

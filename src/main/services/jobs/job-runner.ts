@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type {
   AppJobKind,
+  EpochPoint,
   JobEvent,
   JobKind,
   JobProgress,
@@ -47,6 +48,7 @@ interface Running {
   createdAt: string;
   progress: JobProgress | null;
   losses: number[];
+  epochs: EpochPoint[];
   phase: { name: string; started: number };
   /** When the first whole-run progress arrived (the ETA's clock when the use case reports one). */
   overallStarted: number | null;
@@ -106,6 +108,7 @@ export class JobRunner {
       createdAt: new Date().toISOString(),
       progress: null,
       losses: [],
+      epochs: [],
       phase: { name: '', started: performance.now() },
       overallStarted: null,
       lastEmit: 0,
@@ -176,6 +179,7 @@ export class JobRunner {
         updatedAt: new Date().toISOString(),
         progress: j.progress,
         losses: [],
+        epochs: [],
         error: null,
         modelId: null,
         request: j.request && typeof j.request === 'object' ? (j.request as Record<string, unknown>) : null,
@@ -195,11 +199,17 @@ export class JobRunner {
         updatedAt: r.updatedAt,
         progress: j?.progress ?? null,
         losses: j ? [...j.losses] : [],
+        epochs: j ? [...j.epochs] : [],
         error: r.error,
         modelId: modelOf(r.params) ?? modelOf(r.result),
         request: r.params && typeof r.params === 'object' ? (r.params as Record<string, unknown>) : null,
       };
     });
+  }
+
+  /** Whether a running job works on this model (a review, a batch, an export…): it cannot be deleted then. */
+  usesModel(modelId: string): boolean {
+    return [...this.running.values()].some((j) => !j.ended && modelOf(j.request) === modelId);
   }
 
   /** Stops every worker (the app is closing); their rows say cancelled. */
@@ -221,6 +231,12 @@ export class JobRunner {
       job.losses.push(p.metrics.loss);
       if (job.losses.length > MAX_LOSSES) job.losses.splice(0, job.losses.length - MAX_LOSSES);
     }
+    const m = p.metrics;
+    if (m?.epoch !== undefined && m.epochLoss !== undefined) {
+      const run = m.run ?? 'final';
+      if (!job.epochs.some((e) => e.run === run && e.epoch === m.epoch))
+        job.epochs.push({ run, epoch: m.epoch, loss: m.epochLoss, validationAccuracy: m.validationAccuracy ?? null });
+    }
     const changed = p.phase !== job.phase.name;
     if (changed) job.phase = { name: p.phase, started: now };
     // The ETA comes from the whole run's pace when the use case reports it (fine-tuning: caching, folds,
@@ -241,7 +257,14 @@ export class JobRunner {
       ...(p.metrics ? { metrics: p.metrics } : {}),
     };
     // ~10 Hz to the window; a phase change, the last step and every loss value go through.
-    if (!changed && now - job.lastEmit < 100 && p.done < p.total && p.metrics?.loss === undefined) return;
+    if (
+      !changed &&
+      now - job.lastEmit < 100 &&
+      p.done < p.total &&
+      p.metrics?.loss === undefined &&
+      p.metrics?.epoch === undefined
+    )
+      return;
     job.lastEmit = now;
     this.options.emit({ type: 'progress', jobId: job.id, kind: job.kind, progress: job.progress });
   }

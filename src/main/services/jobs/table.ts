@@ -19,7 +19,9 @@ import { checkDataset, computeProjectFeatures, importImages } from '../dataset.t
 import { exportEmbeddings } from '../embeddings.ts';
 import { curve, evaluateStrategy, review } from '../evaluation.ts';
 import { report } from '../reports.ts';
+import { suggestLabels } from '../suggest.ts';
 import { estimateTraining, train } from '../training.ts';
+import { tryImage } from '../try-image.ts';
 
 export type JobFunction<K extends JobKind> = (
   project: Project,
@@ -47,6 +49,8 @@ export const JOBS: { [K in ProjectJobKind]: JobFunction<K> } = {
   'audit-export': exportAudit,
   'train-estimate': estimateTraining,
   embeddings: exportEmbeddings,
+  try: tryImage,
+  suggest: suggestLabels,
 };
 
 export const APP_JOBS: { [K in AppJobKind]: AppJobFunction<K> } = {
