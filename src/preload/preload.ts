@@ -1,6 +1,6 @@
 // The preload: exposes the contract, one function per channel, and the native file dialog through
 // contextBridge.
-import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
+import { contextBridge, ipcRenderer, webUtils, type IpcRendererEvent } from 'electron';
 import { buildApi } from './api.ts';
 
 contextBridge.exposeInMainWorld(
@@ -18,5 +18,6 @@ contextBridge.exposeInMainWorld(
       ipcRenderer.on('fsl:engine', handler);
       return () => ipcRenderer.removeListener('fsl:engine', handler);
     },
+    (file) => webUtils.getPathForFile(file as File),
   ),
 );

@@ -57,7 +57,8 @@ export const INPUTS = {
   'dataset.ids': z.strictObject(imageFilter),
   'dataset.relabel': z.strictObject({
     imageIds: z.array(id).min(1).max(100000),
-    className: z.string().trim().min(1).max(200),
+    /** null: back to unlabelled (undoing a first label). */
+    className: z.string().trim().min(1).max(200).nullable(),
   }),
   'dataset.exclude': z.strictObject({ imageIds: z.array(id).min(1).max(100000), excluded: z.boolean() }),
   'dataset.checks': REQUESTS.checks,
@@ -240,6 +241,8 @@ export type WireMessage = { id: number; result: Result<unknown> } | { event: Job
 export type FewShotApi = { [C in Channel]: (input: Input<C>) => Promise<Result<Output<C>>> } & {
   onJobEvent(listener: (e: JobEvent) => void): () => void;
   pickPath?: (request: PickRequest) => Promise<PickResult>;
+  /** Under Electron: where a file or folder dropped on the window is on disk. */
+  pathForFile?: (file: File) => string;
   /** Under Electron: the engine's process stopped and was restarted, or is no longer restarted. */
   onEngineNotice?: (listener: (notice: EngineNotice) => void) => () => void;
 };

@@ -127,7 +127,7 @@ test(
     await page.getByTestId('create-project').click();
     await page.getByTestId('start-import').waitFor();
     assert.ok(await page.getByTestId('start-import').isDisabled());
-    await page.getByText('Type or browse to a folder first.').waitFor();
+    await page.getByText('Browse to a folder, or drop one here.').waitFor();
     // The import folder, chosen in the browser's folder mode: folders only, and "Choose this folder".
     await page.getByTestId('import-folder-browse').click();
     await page.locator(`[data-testid="browser-root"][data-path="${root}"]`).click();

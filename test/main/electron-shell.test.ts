@@ -43,6 +43,18 @@ test('the preload exposes exactly one function per channel plus onJobEvent, and 
   assert.deepEqual(calls, [['dataset.summary', {}]]);
 });
 
+test('a dropped folder: the preload adds pathForFile only when given one, and it returns the path', () => {
+  const api = buildApi(
+    async () => ({ ok: true, value: null }),
+    () => () => undefined,
+    undefined,
+    undefined,
+    (file) => `/data/${(file as { name: string }).name}`,
+  );
+  assert.deepEqual(Object.keys(api).sort(), [...CHANNELS, 'onJobEvent', 'pathForFile'].sort());
+  assert.equal((api.pathForFile as (f: unknown) => string)({ name: 'cells' }), '/data/cells');
+});
+
 test('app:// paths cannot leave the renderer folder', () => {
   const root = '/opt/fewshot/renderer';
   assert.equal(resolveInside(root, '/index.html'), '/opt/fewshot/renderer/index.html');

@@ -56,7 +56,7 @@ export function recommend(imagesPerClass: number[], backbones: BackboneInfo[]): 
       },
       {
         strategy: 'last-stage',
-        label: 'Partial unfreeze (last stage: ResNet18 layer4, SqueezeNet fire9, MobileNetV2 block 16)',
+        label: 'Partial unfreeze: the last stage',
         available: partial,
         note: partial
           ? 'Retrains the last stage and a new head with augmentation; the rest stays frozen.'
@@ -64,8 +64,7 @@ export function recommend(imagesPerClass: number[], backbones: BackboneInfo[]): 
       },
       {
         strategy: 'last-two-stages',
-        label:
-          'Partial unfreeze (last two stages: ResNet18 layer3 + layer4, SqueezeNet fire8–9, MobileNetV2 blocks 13–16)',
+        label: 'Partial unfreeze: the last two stages',
         available: partial,
         note: partial
           ? 'The tutorials\' "unfreeze the last two residual blocks": more of the network adapts; needs more images than the last stage alone.'

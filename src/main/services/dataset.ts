@@ -97,10 +97,11 @@ export function imageIds(p: Project, filter: ImageFilter): { ids: number[] } {
   return { ids: p.images.ids(filter) };
 }
 
-export function relabelImages(p: Project, imageIds: number[], className: string): { updated: number } {
+/** Relabels images, or returns them to unlabelled (`className` null: an undo of a first label). */
+export function relabelImages(p: Project, imageIds: number[], className: string | null): { updated: number } {
   const updated = p.db.transaction(() => {
     const n = p.images.relabel(imageIds, className);
-    p.audit.append('relabel', { imageIds, to: className, updated: n });
+    p.audit.append(className === null ? 'unlabel' : 'relabel', { imageIds, to: className, updated: n });
     return n;
   })();
   return { updated };

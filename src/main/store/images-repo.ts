@@ -71,6 +71,8 @@ export interface ImageFilter {
   excluded?: boolean;
   /** Part of the file's path relative to its import folder, case-insensitive. */
   search?: string;
+  /** Only these images. */
+  ids?: number[];
 }
 
 function filterSql(filter: ImageFilter): { where: string; args: (string | number)[] } {
@@ -90,6 +92,11 @@ function filterSql(filter: ImageFilter): { where: string; args: (string | number
     // instr() on lower(): no LIKE wildcards to escape in file names such as "50%_a.png".
     where.push('instr(lower(i.rel_path), ?) > 0');
     args.push(search.toLowerCase());
+  }
+  if (filter.ids) {
+    const ids = filter.ids.filter((id) => Number.isSafeInteger(id));
+    where.push(ids.length ? `i.id IN (${ids.map(() => '?').join(',')})` : '0');
+    args.push(...ids);
   }
   return { where: where.length ? ` WHERE ${where.join(' AND ')}` : '', args };
 }
@@ -225,8 +232,12 @@ export class ImagesRepo {
       .all(...args);
   }
 
-  /** Moves images to a class (created when new); returns how many changed. */
-  relabel(ids: number[], className: string): number {
+  /** Moves images to a class (created when new), or back to unlabelled (null); returns how many changed. */
+  relabel(ids: number[], className: string | null): number {
+    if (className === null) {
+      const clear = this.db.prepare('UPDATE images SET class_id = NULL WHERE id = ? AND class_id IS NOT NULL');
+      return ids.reduce((n, id) => n + clear.run(id).changes, 0);
+    }
     const classId = this.ensureClass(className);
     const stmt = this.db.prepare(
       'UPDATE images SET class_id = ? WHERE id = ? AND (class_id IS NULL OR class_id != ?)',

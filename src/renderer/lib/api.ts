@@ -78,6 +78,12 @@ export function nativePicker(): ((request: PickRequest) => Promise<PickResult>) 
   return pick ? (request) => pick(request) : null;
 }
 
+/** Where a dropped file or folder is on disk: the desktop app knows; the browser host's window cannot. */
+export function droppedPath(file: File): string | null {
+  const p = bridge?.pathForFile?.(file);
+  return p ? p : null;
+}
+
 /** The desktop app's notices about its engine (stopped and restarted); the browser host sends none. */
 export function onEngineNotice(listener: (n: EngineNotice) => void): () => void {
   return bridge?.onEngineNotice?.(listener) ?? (() => undefined);

@@ -16,6 +16,7 @@ import type { EpochPoint, JobStatus } from '../../shared/jobs.ts';
 import type { EngineNotice } from '../../shared/engine.ts';
 import type { ErrorData, Result } from '../../shared/errors.ts';
 import { call, onEngineNotice, onJobEvent } from './api.ts';
+import { DEFAULT_AUGMENT, type AugmentSpec } from '../../shared/augment.ts';
 
 export type Screen = 'projects' | 'dataset' | 'augment' | 'train' | 'review' | 'try' | 'batch' | 'report';
 const SCREENS: readonly Screen[] = ['projects', 'dataset', 'augment', 'train', 'review', 'try', 'batch', 'report'];
@@ -53,6 +54,8 @@ export class AppState {
   lastAddedBackbone = $state<{ id: string; architecture: string; featureDim: number } | null>(null);
   /** The model the Review screen shows. */
   reviewModelId = $state<string | null>(null);
+  /** The augmentation set on the Augmentation screen: what fine-tuning started from the Train screen uses. */
+  augment = $state<AugmentSpec>({ ...DEFAULT_AUGMENT });
   private seq = 0;
 
   /** The engine stopped (and was restarted, or not): shown as a banner until dismissed. */
@@ -200,12 +203,18 @@ function restoredScreen(): Screen {
 
 export const app = new AppState();
 
+/** A proportion as a percentage that never rounds a non-perfect figure up to 100 % (or a non-zero one to 0 %). */
 export function pct(x: number, digits = 1): string {
-  return `${(x * 100).toFixed(digits)} %`;
+  let d = digits;
+  const rounded = (k: number): number => Number((x * 100).toFixed(k));
+  while (d < 3 && ((x < 1 && rounded(d) >= 100) || (x > 0 && rounded(d) <= 0))) d++;
+  // A no-break space: a figure never wraps away from its unit in a narrow table.
+  return `${(x * 100).toFixed(d)}\u00a0%`;
 }
 
 export function eta(seconds: number | null): string {
   if (seconds === null) return '';
-  if (seconds < 60) return `${Math.ceil(seconds)} s left`;
-  return `${Math.floor(seconds / 60)} min ${Math.ceil(seconds % 60)} s left`;
+  const s = Math.ceil(seconds);
+  if (s < 60) return `${s} s left`;
+  return `${Math.floor(s / 60)} min ${s % 60} s left`;
 }

@@ -453,7 +453,21 @@ function rescoreViews(data: Dataset, units: Unit[]): { temperature: number; view
   return { temperature: fit(all), views: all[0]?.views.length ?? 1 };
 }
 
-/** The same metric at 1, 2, 5, 10, 20 shots: does labelling more help? Infeasible shot counts are left out. */
+/**
+ * Shot counts for the learning curve: 1, 2, 5, 10, 20, 50, 100, 200, 500, … up to what the smallest class
+ * allows (one image per class stays out as a query), ending at that count itself, so the curve reaches the
+ * data the user has.
+ */
+export function curveShots(maxShots: number): number[] {
+  const out: number[] = [];
+  for (let decade = 1; decade <= maxShots; decade *= 10)
+    for (const m of [1, 2, 5]) if (m * decade <= maxShots) out.push(m * decade);
+  const last = out.at(-1);
+  if (last !== undefined && maxShots > last * 1.25) out.push(maxShots);
+  return out;
+}
+
+/** The same metric at increasing shots (curveShots): does labelling more help? */
 export function learningCurve(
   data: Dataset,
   options: Omit<EvaluateOptions, 'protocol'> & { shots?: number[]; episodes?: number; queries?: number },
@@ -461,14 +475,16 @@ export function learningCurve(
   const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
   const maxShots = Math.min(...counts.filter((n) => n > 0)) - 1;
   const out: CurvePoint[] = [];
-  for (const shots of options.shots ?? [1, 2, 5, 10, 20]) {
+  for (const shots of options.shots ?? curveShots(maxShots)) {
     if (shots > maxShots) continue;
+    // Large episodes cost more and vary less: fewer of them past 20 per class.
+    const episodes = options.episodes ?? 50;
     const r = evaluate(data, {
       ...options,
       protocol: {
         kind: 'episodes',
         shots,
-        episodes: options.episodes ?? 50,
+        episodes: shots > 20 ? Math.max(5, Math.ceil(episodes / 3)) : episodes,
         ...(options.queries ? { queries: options.queries } : {}),
       },
     });

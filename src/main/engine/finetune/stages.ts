@@ -3,7 +3,7 @@
 // blocks 13–16), or the image itself; and the nodes between that cut and the pooled features.
 
 import { FewShotError } from '../../../shared/errors.ts';
-import type { FinetuneStrategy } from '../../../shared/strategies.ts';
+import { partOf, type FinetuneStrategy } from '../../../shared/strategies.ts';
 import { cutAt, producers } from '../onnx/graph.ts';
 import type { OnnxModel, OnnxNode } from '../onnx/model.ts';
 
@@ -11,19 +11,16 @@ const STAGES: {
   match: (architecture: string) => boolean;
   last: string[];
   lastTwo: string[];
-  names: [string, string];
 }[] = [
   {
     match: (a) => /^resnet(18|34|50|101|152)$/.test(a),
     last: ['layer4.'],
     lastTwo: ['layer3.'],
-    names: ['layer4', 'layer3 + layer4'],
   },
   {
     match: (a) => a.startsWith('squeezenet'),
     last: ['fire9/', 'fire9.'],
     lastTwo: ['fire8/', 'fire8.'],
-    names: ['fire9', 'fire8 + fire9'],
   },
   {
     // The last inverted-residual block (then Conv_1 to the 1280 features); two stages: the 160-channel
@@ -31,15 +28,12 @@ const STAGES: {
     match: (a) => a.startsWith('mobilenet_v2'),
     last: ['block_16_'],
     lastTwo: ['block_13_'],
-    names: ['block 16', 'blocks 13–16'],
   },
 ];
 
 /** What a strategy retrains in this architecture, in words (for the Train screen and the model card). */
 export function trainedPart(architecture: string, strategy: FinetuneStrategy): string {
-  if (strategy === 'full') return 'every layer';
-  const s = STAGES.find((x) => x.match(architecture));
-  return s ? (strategy === 'last-stage' ? s.names[0] : s.names[1]) : 'unknown';
+  return partOf(architecture, strategy) ?? 'unknown';
 }
 
 /** The tensor where the trained part starts: the input of the first conv whose weights belong to it. */
