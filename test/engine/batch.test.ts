@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -125,6 +126,19 @@ test(
     assert.equal(total, r.files);
     assert.equal(count(path.join(sorted, '_errors')), 3);
     assert.equal(count(path.join(sorted, '_uncertain')), r.uncertain);
+    // The folder holds the model's own training images: the run says how many, by content.
+    const trained = new Set(record.trainingSet.map((t) => t.sha256));
+    const identical = rows.filter((x) =>
+      trained.has(
+        crypto
+          .createHash('sha256')
+          .update(fs.readFileSync(path.join(folder, x[0] as string)))
+          .digest('hex'),
+      ),
+    ).length;
+    assert.ok(identical > 1000);
+    assert.equal(r.inTraining?.files, identical);
+    assert.equal(r.inTraining?.examples.length, 10);
   },
 );
 

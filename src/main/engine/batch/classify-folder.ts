@@ -3,6 +3,7 @@
 // per-file errors recorded without stopping, a CSV written atomically from the stored predictions, and
 // optionally one folder per predicted class plus `_uncertain` and `_errors`.
 
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { FewShotError } from '../../../shared/errors.ts';
@@ -150,6 +151,13 @@ export async function classifyFolder(
   let now = 0;
   let errors = 0;
   let lastProgress = 0;
+  // Files byte-identical to the model's own training images: their predictions say nothing about new data.
+  const trained = new Set(model.trainingSet.map((t) => t.sha256));
+  const inTraining: string[] = [];
+  const checkTrained = (rel: string, bytes: Uint8Array): Uint8Array => {
+    if (trained.has(crypto.createHash('sha256').update(bytes).digest('hex'))) inTraining.push(rel);
+    return bytes;
+  };
 
   // Files are listed lazily; those already predicted (a resumed run) are skipped before any decoding.
   async function* items(): AsyncGenerator<PipelineItem<{ rel: string; abs: string; folder: boolean }>> {
@@ -167,7 +175,7 @@ export async function classifyFolder(
         // A folder that could not be listed is one error row, so the CSV says what was not classified.
         load: () =>
           unlisted === undefined
-            ? readFileTyped(f.abs)
+            ? readFileTyped(f.abs).then((b) => checkTrained(f.rel, b))
             : Promise.reject(new FewShotError('UNREADABLE', unlisted)),
       };
     }
@@ -269,6 +277,7 @@ export async function classifyFolder(
       imagesPerSecond: now / seconds,
       seconds,
       csv: outCsv,
+      inTraining: { files: inTraining.length, examples: inTraining.sort().slice(0, 10) },
     };
     project.db.transaction(() => {
       project.audit.append('classify', {
@@ -279,6 +288,7 @@ export async function classifyFolder(
         uncertain,
         errors: errorsTotal,
         ...(tta ? { tta: tta.kind } : {}),
+        ...(inTraining.length ? { inTraining: inTraining.length } : {}),
       });
       project.jobs.finish(jobId, 'done', summary);
     })();
