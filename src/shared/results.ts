@@ -149,6 +149,11 @@ export interface ClassifySummary {
   imagesPerSecond: number;
   seconds: number;
   csv: string;
+  /**
+   * Files classified now that are byte-identical to the model's own training images (their predictions
+   * say nothing about how it does on new data), with up to ten of their paths.
+   */
+  inTraining?: { files: number; examples: string[] };
 }
 
 export interface ModelRecord {
