@@ -134,3 +134,23 @@ test('a file that is not a project (by its name) is PROJECT_INVALID, not a damag
   const open = await backend.invoke('project.open', { file });
   assert.equal(open.ok ? null : open.error.code, 'PROJECT_INVALID');
 });
+
+test('the window sends full paths: a relative one is INVALID_INPUT naming it, and nothing is created', async () => {
+  const cwdFile = path.join(process.cwd(), 'lab-relative.fsl');
+  for (const [channel, input] of [
+    ['project.create', { file: 'lab-relative.fsl' }],
+    ['dataset.import', { folder: 'cells' }],
+    ['batch.start', { modelId: 'm', folder: '/data/in', out: 'results.csv', minConfidence: 0.5 }],
+    ['files.list', { kind: 'folder', path: '../etc' }],
+  ] as const) {
+    const r = await backend.invoke(channel, input);
+    assert.equal(r.ok, false, channel);
+    if (!r.ok) {
+      assert.equal(r.error.code, 'INVALID_INPUT', channel);
+      assert.match(r.error.message, /is not a full path/, channel);
+    }
+  }
+  assert.equal(fs.existsSync(cwdFile), false);
+  const ok = await backend.invoke('project.create', { file: path.join(tmpDir(), 'full.fsl') });
+  assert.equal(ok.ok, true);
+});

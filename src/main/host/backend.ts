@@ -31,6 +31,19 @@ export interface BackendOptions {
   cancelGraceMs?: number;
 }
 
+/** Fields of the window's inputs that name a file or folder on this machine. */
+const PATH_FIELDS = ['file', 'folder', 'groupsCsv', 'out', 'sortInto', 'backup', 'path'] as const;
+
+/** The first path field of an input that is not absolute (the window always sends full paths). */
+export function relativePath(input: unknown): string | null {
+  if (!input || typeof input !== 'object') return null;
+  for (const k of PATH_FIELDS) {
+    const v = (input as Record<string, unknown>)[k];
+    if (typeof v === 'string' && v.trim() && !path.isAbsolute(v) && !path.win32.isAbsolute(v)) return v;
+  }
+  return null;
+}
+
 export class Backend {
   private project: Project | null = null;
   readonly jobs: JobRunner;
@@ -78,6 +91,15 @@ export class Backend {
         },
       };
     }
+    const relative = relativePath(parsed.data);
+    if (relative)
+      return {
+        ok: false,
+        error: {
+          code: 'INVALID_INPUT',
+          message: `${c}: "${relative.slice(0, 200)}" is not a full path. Choose it with Browse…, or type it from the top (for example /home/lab/cells or C:\\Data\\cells): a partial path would depend on where the app was started.`,
+        },
+      };
     try {
       const handler = this.handlers[c] as (i: unknown) => Promise<unknown>;
       return { ok: true, value: await handler(parsed.data) };
