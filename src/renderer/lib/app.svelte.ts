@@ -69,8 +69,12 @@ export class AppState {
   /** Calls the host; on failure shows the error once, for the whole UI, and returns null. */
   async call<C extends Channel>(channel: C, input: Input<C>): Promise<Output<C> | null> {
     const r = await call(channel, input);
-    if (r.ok) return r.value;
-    this.handleError(r.error);
+    if (r.ok) {
+      // The banner of an earlier failure of this same action goes once the action succeeds.
+      if (this.errorFrom === channel) this.clearError();
+      return r.value;
+    }
+    this.handleError(r.error, channel);
     return null;
   }
 
@@ -79,8 +83,17 @@ export class AppState {
     return call(channel, input);
   }
 
-  handleError(e: ErrorData): void {
+  /** What the banner's error came from (a channel, or "job:kind"), so it clears when that succeeds. */
+  private errorFrom: string | null = null;
+
+  handleError(e: ErrorData, from: string | null = null): void {
     this.error = e;
+    this.errorFrom = from;
+  }
+
+  clearError(): void {
+    this.error = null;
+    this.errorFrom = null;
   }
 
   go(screen: Screen): void {
@@ -178,6 +191,7 @@ export class AppState {
     } else if (e.type === 'done') {
       job.status = 'done';
       job.result = e.result;
+      if (this.errorFrom === `job:${e.kind}`) this.clearError();
       if (e.kind === 'import') this.datasetVersion++;
       if (e.kind === 'backbone-add') {
         const b = e.result;
@@ -187,7 +201,7 @@ export class AppState {
     } else if (e.type === 'failed') {
       job.status = 'failed';
       job.error = e.error;
-      this.handleError(e.error);
+      this.handleError(e.error, `job:${e.kind}`);
     } else job.status = 'cancelled';
   }
 }
