@@ -81,7 +81,7 @@ test('a training image is its own nearest neighbour', { skip: needsShared }, asy
   const rel = `RBC/${fs.readdirSync(path.join(data, 'RBC')).sort()[3] as string}`;
   const r = await tryImage(project, tryRequest(project, { modelId, file: path.join(data, rel) }));
   assert.equal(r.neighbours[0]?.relPath, rel);
-  assert.ok((r.neighbours[0]?.similarity) > 0.9999);
+  assert.ok(r.neighbours[0]?.similarity > 0.9999);
   assert.equal(r.predicted, 'RBC');
 });
 

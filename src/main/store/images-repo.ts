@@ -235,7 +235,9 @@ export class ImagesRepo {
   /** Moves images to a class (created when new), or back to unlabelled (null); returns how many changed. */
   relabel(ids: number[], className: string | null): number {
     if (className === null) {
-      const clear = this.db.prepare('UPDATE images SET class_id = NULL WHERE id = ? AND class_id IS NOT NULL');
+      const clear = this.db.prepare(
+        'UPDATE images SET class_id = NULL WHERE id = ? AND class_id IS NOT NULL',
+      );
       return ids.reduce((n, id) => n + clear.run(id).changes, 0);
     }
     const classId = this.ensureClass(className);

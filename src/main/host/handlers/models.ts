@@ -65,7 +65,8 @@ export function modelHandlers(ctx: HostContext): HandlerMap<ModelChannel> {
       requireModel(p, req.modelId);
       return { jobId: ctx.jobs.start(p, 'export', req) };
     },
-    'model.delete': async ({ modelId }) => deleteModel(ctx.project(), modelId, (id) => ctx.jobs.usesModel(id)),
+    'model.delete': async ({ modelId }) =>
+      deleteModel(ctx.project(), modelId, (id) => ctx.jobs.usesModel(id)),
     'model.try': async (input) => {
       const p = ctx.project();
       return { jobId: ctx.jobs.start(p, 'try', tryRequest(p, input)) };

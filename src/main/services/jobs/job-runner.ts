@@ -235,7 +235,12 @@ export class JobRunner {
     if (m?.epoch !== undefined && m.epochLoss !== undefined) {
       const run = m.run ?? 'final';
       if (!job.epochs.some((e) => e.run === run && e.epoch === m.epoch))
-        job.epochs.push({ run, epoch: m.epoch, loss: m.epochLoss, validationAccuracy: m.validationAccuracy ?? null });
+        job.epochs.push({
+          run,
+          epoch: m.epoch,
+          loss: m.epochLoss,
+          validationAccuracy: m.validationAccuracy ?? null,
+        });
     }
     const changed = p.phase !== job.phase.name;
     if (changed) job.phase = { name: p.phase, started: now };
