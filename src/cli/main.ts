@@ -37,6 +37,8 @@ const USAGE = `usage: fewshot <command> [options]
            [--tta none|flip|flip+crops]   average each file's probabilities over its views
   export FILE --model ID --out DIR    model.onnx (backbone + head), preprocessing, labels, model card
   import-model FILE DIR               a bundle made by export, back into a project
+  delete-model FILE --model ID        a trained model with its batch runs and stored evaluations
+                                      (CSV files, sorted folders and reports it wrote are kept)
   report FILE --model ID --out PDF    the evaluation report; --batch RUN_ID for a batch report
   serve FILE --model ID [--port N] [--host ADDR] [--token-file PATH] [--device auto|cpu|gpu] [--tta KIND]
                                       a local HTTP prediction service (127.0.0.1:8765, bearer token)

@@ -1,9 +1,10 @@
-// `fewshot classify | report | export | import-model | augment-preview`.
+// `fewshot classify | report | export | import-model | delete-model | augment-preview`.
 
 import { ttaLabel } from '../../shared/tta.ts';
 import { FewShotError } from '../../shared/errors.ts';
 import { classifyBatch } from '../../main/services/batch.ts';
 import { exportBundle, importBundle } from '../../main/services/bundles.ts';
+import { deleteModel } from '../../main/services/model-delete.ts';
 import { writeAugmentationPreview } from '../../main/services/dataset.ts';
 import { withProject } from '../../main/services/projects.ts';
 import { report } from '../../main/services/reports.ts';
@@ -105,6 +106,19 @@ const importModel: Command = async (args, ctx) => {
   });
 };
 
+const deleteModelCmd: Command = async (args, ctx) => {
+  const [file] = need(args, 1, 'delete-model FILE --model ID') as [string];
+  const modelId = requiredOption(ctx, 'model', 'see fewshot trained');
+  // This command holds the project's write lock, so no job of the app can be using the model.
+  return withProject(file, async (p) => {
+    const r = deleteModel(p, modelId, () => false);
+    ctx.log(
+      `Deleted model ${r.modelId} (${r.name}) with ${r.batchRuns} batch runs and ${r.evaluations} stored evaluations; exported files were left where they are.`,
+    );
+    return r;
+  });
+};
+
 const augmentPreviewCmd: Command = async (args, ctx) => {
   const [file, image] = need(args, 2, 'augment-preview FILE IMAGE --n 8 --out DIR') as [string, string];
   const out = requiredOption(ctx, 'out');
@@ -124,5 +138,6 @@ export const RESULT_COMMANDS: Record<string, Command> = {
   report: reportCmd,
   export: exportCmd,
   'import-model': importModel,
+  'delete-model': deleteModelCmd,
   'augment-preview': augmentPreviewCmd,
 };

@@ -107,6 +107,23 @@ export class BatchRepo {
     return rows.length === 1 ? toRun(rows[0] as RawRun) : null;
   }
 
+  /** Every run of a model, oldest first (what deleting the model takes with it). */
+  ofModel(modelId: string): BatchRun[] {
+    return this.db
+      .prepare<[string], RawRun>('SELECT * FROM batch_runs WHERE model_id = ? ORDER BY created_at, rowid')
+      .all(modelId)
+      .map(toRun);
+  }
+
+  /** Removes a model's runs and their predictions; returns how many runs and predictions went. */
+  deleteOfModel(modelId: string): { runs: number; predictions: number } {
+    const predictions = this.db
+      .prepare('DELETE FROM predictions WHERE run_id IN (SELECT id FROM batch_runs WHERE model_id = ?)')
+      .run(modelId).changes;
+    const runs = this.db.prepare('DELETE FROM batch_runs WHERE model_id = ?').run(modelId).changes;
+    return { runs, predictions };
+  }
+
   attachJob(runId: string, jobId: string): void {
     this.db.prepare('UPDATE batch_runs SET job_id = ? WHERE id = ?').run(jobId, runId);
   }

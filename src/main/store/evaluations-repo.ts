@@ -66,6 +66,11 @@ export class EvaluationsRepo {
     return id;
   }
 
+  /** Removes every stored evaluation of a model; returns how many went. */
+  deleteOfModel(modelId: string): number {
+    return this.db.prepare('DELETE FROM evaluations WHERE model_id = ?').run(modelId).changes;
+  }
+
   count(modelId: string): number {
     return this.db
       .prepare<[string], number>('SELECT count(*) FROM evaluations WHERE model_id = ?')

@@ -104,6 +104,11 @@ export class ModelsRepo {
     );
   }
 
+  /** Removes the model row and its artefact; what refers to it must be gone first (foreign keys). */
+  delete(id: string): boolean {
+    return this.db.prepare('DELETE FROM models WHERE id = ?').run(id).changes === 1;
+  }
+
   list(): ModelRecord[] {
     return this.db
       .prepare<[], Raw>(`SELECT ${COLUMNS} FROM models ORDER BY created_at DESC`)

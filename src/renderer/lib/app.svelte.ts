@@ -19,7 +19,16 @@ import { call, onEngineNotice, onJobEvent } from './api.ts';
 import { DEFAULT_AUGMENT, type AugmentSpec } from '../../shared/augment.ts';
 
 export type Screen = 'projects' | 'dataset' | 'augment' | 'train' | 'review' | 'try' | 'batch' | 'report';
-const SCREENS: readonly Screen[] = ['projects', 'dataset', 'augment', 'train', 'review', 'try', 'batch', 'report'];
+const SCREENS: readonly Screen[] = [
+  'projects',
+  'dataset',
+  'augment',
+  'train',
+  'review',
+  'try',
+  'batch',
+  'report',
+];
 
 /** A job as a screen sees it; `result` is the result of its kind. */
 export interface JobView<K extends JobKind = JobKind> {
@@ -52,6 +61,8 @@ export class AppState {
   backbonesVersion = $state(0);
   /** The backbone installed last in this window (its row says so after it stops being "missing"). */
   lastAddedBackbone = $state<{ id: string; architecture: string; featureDim: number } | null>(null);
+  /** Models deleted in this window, so a screen that still names one stops offering it. */
+  deletedModels = $state<string[]>([]);
   /** The model the Review screen shows. */
   reviewModelId = $state<string | null>(null);
   /** The augmentation set on the Augmentation screen: what fine-tuning started from the Train screen uses. */
@@ -186,7 +197,12 @@ export class AppState {
       if (m?.epoch !== undefined && m.epochLoss !== undefined) {
         const run = m.run ?? 'final';
         if (!job.epochs.some((p) => p.run === run && p.epoch === m.epoch))
-          job.epochs.push({ run, epoch: m.epoch, loss: m.epochLoss, validationAccuracy: m.validationAccuracy ?? null });
+          job.epochs.push({
+            run,
+            epoch: m.epoch,
+            loss: m.epochLoss,
+            validationAccuracy: m.validationAccuracy ?? null,
+          });
       }
     } else if (e.type === 'done') {
       job.status = 'done';
