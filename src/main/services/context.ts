@@ -45,6 +45,14 @@ function rowResult(kind: JobKind, r: unknown): unknown {
     case 'curve':
     case 'checks':
       return null;
+    case 'suggest': {
+      const { suggestions, failed, ...rest } = v;
+      return {
+        ...rest,
+        suggestions: (suggestions as unknown[]).length,
+        failed: (failed as unknown[]).length,
+      };
+    }
     case 'features': {
       const { errors: _e, ...rest } = v;
       return rest;
