@@ -10,9 +10,23 @@ type Parity = ExportSummary['parity'];
 import { PERCENTILE_WINDOW } from '../../../shared/domain.ts';
 import { modelHighBitDepth } from '../image/windowing.ts';
 import type { TestVectorSummary } from './test-vectors.ts';
+import { pct, points } from '../report/format.ts';
 
-function pct(x: number): string {
-  return `${(x * 100).toFixed(1)} %`;
+/**
+ * The first limitation, written from the smallest class and the accuracy interval: "wide" only where it
+ * is; the warning about other scanners, stains and sites stays however many images there are.
+ */
+export function sizeLimitation(total: number, minCount: number, est: ModelRecord['metrics']): string {
+  const start = `Trained on ${total} images; the smallest class has ${minCount}.`;
+  const transfer =
+    'The figures describe images like these; the model may not transfer to other scanners, stains or sites.';
+  if (!est) return `${start} No evaluation was stored, so how well it does is unknown. ${transfer}`;
+  const width = est.accuracy.ci95[1] - est.accuracy.ci95[0];
+  if (minCount < 30)
+    return `${start} With so few images per class the intervals below are wide (accuracy: ${points(width)} points), and one more or one fewer error moves them visibly. ${transfer}`;
+  if (minCount < 100)
+    return `${start} With a moderate number of images per class, the accuracy interval below spans ${points(width)} points. ${transfer}`;
+  return `${start} The accuracy interval below is about ± ${points(width / 2)} points. ${transfer}`;
 }
 
 export function modelCard(a: {
@@ -33,7 +47,7 @@ export function modelCard(a: {
   const est = model.metrics;
   const minCount = Math.min(...[...counts.values()]);
   const limitations = [
-    `Trained on ${model.trainingSet.length} images; the smallest class has ${minCount}. With so few images per class the intervals below are wide and the model may not transfer to other scanners, stains or sites.`,
+    sizeLimitation(model.trainingSet.length, minCount, est),
     'The backbone was pretrained on ImageNet photographs, not on your domain.',
     'Probabilities are calibrated with one temperature fitted on held-out predictions; treat a low top probability as "uncertain" and review those images.',
   ];

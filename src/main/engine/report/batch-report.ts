@@ -7,7 +7,13 @@ import { FewShotError } from '../../../shared/errors.ts';
 import type { ClassifySummary } from '../../../shared/results.ts';
 import type { Project } from '../../store/project.ts';
 import { softwareVersions } from '../versions.ts';
-import { heading, newDocument, para, table } from './pdf.ts';
+import { pct } from './format.ts';
+import { finish, heading, newDocument, para, table } from './pdf.ts';
+
+/** Failed files listed in full in the PDF; the CSV has them all. */
+export const FAILED_LISTED = 200;
+/** Uncertain files listed in the PDF; the CSV has them all. */
+export const UNCERTAIN_LISTED = 500;
 
 export async function renderBatchReport(
   project: Project,
@@ -44,12 +50,14 @@ export async function renderBatchReport(
   para(doc, `Software: FewShot Lab ${sw.app}; onnxruntime-node ${sw['onnxruntime-node']}; sharp ${sw.sharp}`);
 
   heading(doc, 'Model');
-  para(
-    doc,
-    model
-      ? `${model.name} (${model.id}): ${model.strategy} on ${model.backboneId} (sha256 ${model.backboneSha256}); classes ${model.classes.join(', ')}; seed ${model.seed}.`
-      : `Model ${run.modelId} (no longer in the project).`,
-  );
+  if (model) {
+    // A model named after its strategy and backbone ("linear on squeezenet…") is described once.
+    const what = `${model.strategy} on ${model.backboneId}`;
+    para(
+      doc,
+      `${model.name}${model.name === what ? '' : ` (${what})`}; model ${model.id}; backbone sha256 ${model.backboneSha256}; classes ${model.classes.join(', ')}; seed ${model.seed}.`,
+    );
+  } else para(doc, `Model ${run.modelId} (no longer in the project).`);
   const tta = ttaOfRun(run.params);
   para(
     doc,
@@ -61,7 +69,7 @@ export async function renderBatchReport(
   heading(doc, 'Summary');
   table(
     doc,
-    ['Files', 'Classified', `Uncertain (< ${(minConfidence * 100).toFixed(0)} %)`, 'Failed', 'Images/s'],
+    ['Files', 'Classified', `Uncertain (< ${pct(minConfidence, 0)})`, 'Failed', 'Images/s'],
     [
       [
         String(rows.length),
@@ -87,23 +95,31 @@ export async function renderBatchReport(
     table(
       doc,
       ['File', 'Predicted', 'Confidence'],
-      uncertain
-        .slice(0, 500)
-        .map((r) => [r.relPath, r.predicted ?? '', `${((r.confidence ?? 0) * 100).toFixed(1)} %`]),
+      uncertain.slice(0, UNCERTAIN_LISTED).map((r) => [r.relPath, r.predicted ?? '', pct(r.confidence ?? 0)]),
       [300, 120, 75],
     );
   else para(doc, 'None.');
-  if (uncertain.length > 500) para(doc, `… and ${uncertain.length - 500} more (see the CSV).`);
+  if (uncertain.length > UNCERTAIN_LISTED)
+    para(
+      doc,
+      `The first ${UNCERTAIN_LISTED} are listed; ${uncertain.length - UNCERTAIN_LISTED} more are in the CSV.`,
+    );
 
   heading(doc, `Failed files (${failed.length})`);
+  if (failed.length > FAILED_LISTED)
+    para(
+      doc,
+      `The first ${FAILED_LISTED} are listed with their full message; ${failed.length - FAILED_LISTED} more are in the CSV.`,
+    );
+  // Cells wrap, so each message is shown whole.
   if (failed.length)
     table(
       doc,
       ['File', 'Reason', 'Details'],
-      failed.slice(0, 500).map((r) => [r.relPath, r.errorCode ?? '', r.errorMessage ?? '']),
-      [200, 110, 185],
+      failed.slice(0, FAILED_LISTED).map((r) => [r.relPath, r.errorCode ?? '', r.errorMessage ?? '']),
+      [170, 95, 230],
     );
   else para(doc, 'None.');
-  doc.end();
+  finish(doc);
   return done;
 }

@@ -1,11 +1,13 @@
 // The evaluation report: what was trained on what, how it was evaluated, the figures with their
 // intervals, the confusion matrix, the learning curve, misclassified examples, and limitations written
-// from the data. Paths never appear in it; thumbnails are re-encoded, so no image metadata is copied.
+// from the data. Absolute paths never appear in it (a misclassified image is named by its path under the
+// import folder); thumbnails are re-encoded, so no image metadata is copied.
 
 import { ttaLabel } from '../../../shared/tta.ts';
 import { modelHighBitDepth, windowed } from '../image/windowing.ts';
 import path from 'node:path';
 import type { DatasetWarning } from '../../../shared/contract.ts';
+import { curveOutlook } from '../../../shared/curve-outlook.ts';
 import type { CurvePoint, Estimate, EvaluationResult, ModelRecord } from '../../../shared/results.ts';
 import type { Project } from '../../store/project.ts';
 import { datasetFingerprint } from '../data-fingerprint.ts';
@@ -13,9 +15,22 @@ import { calibrationLabel, estimateLabel, protocolLabel } from '../../../shared/
 import { isFinetuned } from '../../../shared/strategies.ts';
 import { decoder } from '../image/decode.ts';
 import { softwareVersions } from '../versions.ts';
-import { heading, lineChart, MARGIN, newDocument, para, table, type Doc } from './pdf.ts';
+import { pct, pctNumber, points, score, shortenPath } from './format.ts';
+import {
+  ensureSpace,
+  finish,
+  heading,
+  lineChart,
+  MARGIN,
+  newDocument,
+  para,
+  table,
+  type Doc,
+} from './pdf.ts';
 
 const GAP = 30;
+/** Usable width between the side margins of an A4 page. */
+const CONTENT_WIDTH = 595.28 - 2 * MARGIN;
 
 export interface EvaluationReportInput {
   project: Project;
@@ -30,9 +45,17 @@ export interface EvaluationReportInput {
   now?: Date;
 }
 
-/** "99.3 % [98.7, 99.9]": the format of the CLI's evaluate output, so figures can be compared. */
+/**
+ * "99.3 % [98.7, 99.9]": the format of the CLI's evaluate output, so figures can be compared; a figure
+ * short of 100 % never reads as 100 % ("99.96 %").
+ */
 export function formatEstimate(e: Estimate): string {
-  return `${(e.mean * 100).toFixed(1)} % [${(e.ci95[0] * 100).toFixed(1)}, ${(e.ci95[1] * 100).toFixed(1)}]`;
+  return `${pct(e.mean)} [${pctNumber(e.ci95[0])}, ${pctNumber(e.ci95[1])}]`;
+}
+
+/** A score between 0 and 1 with its interval, as a number: ROC AUC "0.994 [0.988, 0.998]". */
+export function formatScore(e: Estimate): string {
+  return `${score(e.mean)} [${score(e.ci95[0])}, ${score(e.ci95[1])}]`;
 }
 
 export function describeProtocol(e: EvaluationResult): string {
@@ -46,7 +69,7 @@ export function describeProtocol(e: EvaluationResult): string {
     case 'loo':
       return `leave-one-${e.groupAware ? 'group' : 'image'}-out cross-validation, seed ${e.seed}`;
     case 'holdout':
-      return `one stratified hold-out split (${Math.round(p.testFraction * 100)} % test), ${groups}, seed ${e.seed}`;
+      return `one stratified hold-out split (${pct(p.testFraction, 0)} test), ${groups}, seed ${e.seed}`;
     case 'episodes':
       return `${e.episodes} few-shot episodes, ${e.ways}-way ${p.shots}-shot, queries from other ${e.groupAware ? 'groups' : 'images'}, seed ${e.seed}`;
   }
@@ -73,13 +96,17 @@ export function limitations(
   const values = [...counts.values()];
   const min = Math.min(...values);
   const width = ev.accuracy.ci95[1] - ev.accuracy.ci95[0];
-  if (min < 30)
+  if (min < 30) {
+    // Said with the smallest class's own interval, so the warning carries its evidence.
+    const smallest = [...counts.entries()].find(([, n]) => n === min)?.[0];
+    const recall = ev.perClass.find((c) => c.class === smallest)?.recall;
     out.push(
-      `n = ${min} images in the smallest class — intervals are wide, and one more or one fewer error moves the figures visibly.`,
+      `n = ${min} images in the smallest class${smallest === undefined ? '' : ` (${smallest})`}${recall ? `: its recall interval spans ${points(recall.ci95[1] - recall.ci95[0])} points, and` : ' —'} one more or one fewer error moves the figures visibly.`,
     );
+  }
   if (width > 0.1)
     out.push(
-      `The 95 % interval for accuracy spans ${(width * 100).toFixed(0)} points: the true accuracy could be anywhere in it.`,
+      `The 95 % interval for accuracy spans ${points(width)} points: the true accuracy could be anywhere in it.`,
     );
   if (values.length > 1 && Math.max(...values) > 2 * min)
     out.push(
@@ -100,12 +127,24 @@ export function limitations(
   return out;
 }
 
-function confusionFigure(doc: Doc, classes: string[], m: number[][], normalise: boolean): void {
-  const C = classes.length;
-  const cell = Math.min(48, Math.floor(360 / Math.max(1, C)));
-  const left = MARGIN + 110;
-  if (doc.y + cell * C + 40 > doc.page.height - MARGIN) doc.addPage();
-  const top = doc.y + 14;
+const LABEL_WIDTH = 104;
+/** Room above a matrix: a title of up to two lines, then the column labels. */
+const TITLE_HEIGHT = 34;
+
+/** One matrix drawn at (left, top): column labels above, cells, optionally row labels at its left. */
+function drawMatrix(
+  doc: Doc,
+  classes: string[],
+  m: number[][],
+  at: { left: number; top: number; cell: number; title: string; normalise: boolean; rowLabels: boolean },
+): void {
+  const { left, cell, normalise } = at;
+  doc
+    .font('bold')
+    .fontSize(8)
+    .fillColor('#000')
+    .text(at.title, left, at.top, { width: classes.length * cell, height: TITLE_HEIGHT - 14 });
+  const top = at.top + TITLE_HEIGHT;
   doc.font('body').fontSize(8);
   classes.forEach((c, j) =>
     doc
@@ -114,12 +153,13 @@ function confusionFigure(doc: Doc, classes: string[], m: number[][], normalise: 
   );
   m.forEach((row, i) => {
     const sum = row.reduce((a, b) => a + b, 0);
-    doc.fillColor('#000').text(classes[i] as string, MARGIN, top + i * cell + cell / 2 - 4, {
-      width: 104,
-      align: 'right',
-      lineBreak: false,
-      ellipsis: true,
-    });
+    if (at.rowLabels)
+      doc.fillColor('#000').text(classes[i] as string, MARGIN, top + i * cell + cell / 2 - 4, {
+        width: LABEL_WIDTH,
+        align: 'right',
+        lineBreak: false,
+        ellipsis: true,
+      });
     row.forEach((n, j) => {
       const share = sum ? n / sum : 0;
       const colour = i === j ? [27, 127, 59] : [198, 40, 40];
@@ -131,17 +171,137 @@ function confusionFigure(doc: Doc, classes: string[], m: number[][], normalise: 
         .fill();
       doc
         .fillColor(share > 0.55 ? '#fff' : '#000')
-        .text(
-          normalise ? `${(share * 100).toFixed(0)}%` : String(n),
-          left + j * cell,
-          top + i * cell + cell / 2 - 5,
-          { width: cell - 2, align: 'center', lineBreak: false },
-        );
+        .text(normalise ? pct(share, 0) : String(n), left + j * cell, top + i * cell + cell / 2 - 5, {
+          width: cell - 2,
+          align: 'center',
+          lineBreak: false,
+        });
     });
   });
   doc.fillColor('#000');
-  doc.x = MARGIN;
-  doc.y = top + C * cell + 10;
+}
+
+/**
+ * Counts and row-normalised shares side by side, sharing the row labels, when both fit across the
+ * page at a readable size; otherwise one under the other. Each block starts a new page only when it
+ * would not fit on this one.
+ */
+function confusionFigures(doc: Doc, classes: string[], m: number[][]): void {
+  const C = Math.max(1, classes.length);
+  const gap = 24;
+  const titles = ['Counts', 'Row-normalised (share of each true class)'];
+  const sideCell = Math.min(48, Math.floor((CONTENT_WIDTH - LABEL_WIDTH - 6 - gap) / (2 * C)));
+  if (sideCell >= 34) {
+    ensureSpace(doc, TITLE_HEIGHT + C * sideCell + 10);
+    const top = doc.y;
+    const left = MARGIN + LABEL_WIDTH + 6;
+    drawMatrix(doc, classes, m, {
+      left,
+      top,
+      cell: sideCell,
+      title: titles[0] as string,
+      normalise: false,
+      rowLabels: true,
+    });
+    drawMatrix(doc, classes, m, {
+      left: left + C * sideCell + gap,
+      top,
+      cell: sideCell,
+      title: titles[1] as string,
+      normalise: true,
+      rowLabels: false,
+    });
+    doc.x = MARGIN;
+    doc.y = top + TITLE_HEIGHT + C * sideCell + 10;
+    return;
+  }
+  const cell = Math.min(48, Math.floor(360 / C));
+  for (const [k, title] of titles.entries()) {
+    ensureSpace(doc, TITLE_HEIGHT + C * cell + 10);
+    const top = doc.y;
+    drawMatrix(doc, classes, m, {
+      left: MARGIN + LABEL_WIDTH + 6,
+      top,
+      cell,
+      title,
+      normalise: k === 1,
+      rowLabels: true,
+    });
+    doc.x = MARGIN;
+    doc.y = top + TITLE_HEIGHT + C * cell + 10;
+  }
+}
+
+const THUMB = 96;
+const THUMB_COLS = 4;
+const CAPTION_WIDTH = THUMB + GAP - 6;
+
+/** The caption under a misclassified thumbnail: where the file is, its true and predicted class. */
+function thumbCaption(doc: Doc, relPath: string | null, truth: string, predicted: string, p: number): string {
+  doc.font('body').fontSize(7);
+  // The path may take two lines (it wraps after a "/"); a longer one loses folders from its middle.
+  const twoLines = doc.heightOfString('x\nx', { width: CAPTION_WIDTH });
+  const where =
+    relPath === null
+      ? '(image no longer in the project)'
+      : shortenPath(relPath, (t) => doc.heightOfString(t, { width: CAPTION_WIDTH }) <= twoLines);
+  return `${where}\ntrue: ${truth}\npredicted: ${predicted} (${pct(p)})`;
+}
+
+/** Thumbnails of misclassified test images in rows of four, a row moving to the next page whole. */
+async function misclassified(
+  doc: Doc,
+  project: Project,
+  model: ModelRecord,
+  ev: EvaluationResult,
+): Promise<void> {
+  const all = ev.predictions.filter((p) => p.truth !== p.predicted);
+  const wrong = all.slice(0, 24);
+  heading(doc, 'Misclassified examples', 12, THUMB + 40);
+  if (!wrong.length) {
+    para(doc, 'No test image was misclassified.');
+    return;
+  }
+  para(
+    doc,
+    `${all.length} test ${all.length === 1 ? 'image was' : 'images were'} misclassified${all.length > wrong.length ? `; the first ${wrong.length} are shown` : ''}, each with its path under the imported folder, its true class and the predicted class with its probability.`,
+  );
+  for (let r = 0; r < wrong.length; r += THUMB_COLS) {
+    const row = wrong.slice(r, r + THUMB_COLS).map((p) => {
+      const img = p.id === undefined ? null : project.images.get(p.id);
+      const caption = thumbCaption(
+        doc,
+        img?.relPath ?? null,
+        ev.classes[p.truth] as string,
+        ev.classes[p.predicted] as string,
+        p.probabilities[p.predicted] ?? 0,
+      );
+      return { img, caption, height: doc.heightOfString(caption, { width: CAPTION_WIDTH }) };
+    });
+    const rowHeight = THUMB + 4 + Math.max(...row.map((c) => c.height)) + 12;
+    ensureSpace(doc, rowHeight);
+    const y = doc.y;
+    for (const [k, c] of row.entries()) {
+      const x = MARGIN + k * (THUMB + GAP);
+      const bytes = c.img ? project.images.bytes(c.img.sha256) : null;
+      if (bytes) {
+        // Re-encoded pixels only: EXIF and ICC data do not travel into the report.
+        const thumb = await decoder(await windowed(bytes, modelHighBitDepth(model)))
+          .resize(THUMB, THUMB, { fit: 'contain', background: '#ffffff' })
+          .jpeg({ quality: 80 })
+          .toBuffer();
+        doc.image(thumb, x, y, { width: THUMB, height: THUMB });
+      }
+      doc
+        .font('body')
+        .fontSize(7)
+        .fillColor('#000')
+        .text(c.caption, x, y + THUMB + 3, { width: CAPTION_WIDTH });
+    }
+    doc.x = MARGIN;
+    doc.y = y + rowHeight;
+  }
+  doc.font('body').fontSize(10);
 }
 
 export async function renderEvaluationReport(input: EvaluationReportInput): Promise<Buffer> {
@@ -223,14 +383,14 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
       ['Balanced accuracy', formatEstimate(ev.balancedAccuracy), intervalNote(ev.balancedAccuracy)],
       ['Macro-F1', formatEstimate(ev.macroF1), intervalNote(ev.macroF1)],
       ...(ev.rocAucOvr
-        ? [['ROC AUC (one-vs-rest)', formatEstimate(ev.rocAucOvr), intervalNote(ev.rocAucOvr)]]
+        ? [['ROC AUC (one-vs-rest)', formatScore(ev.rocAucOvr), intervalNote(ev.rocAucOvr)]]
         : []),
       ...(ev.calibration
         ? [
             [
               'Calibration error (ECE)',
-              `${(ev.calibration.ece * 100).toFixed(1)} %`,
-              `${ev.calibration.bins} bins, n = ${ev.calibration.n}, mean confidence ${(ev.calibration.meanConfidence * 100).toFixed(1)} %`,
+              pct(ev.calibration.ece),
+              `${ev.calibration.bins} bins, n = ${ev.calibration.n}, mean confidence ${pct(ev.calibration.meanConfidence)}`,
             ],
           ]
         : []),
@@ -243,7 +403,7 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
       doc,
       `With ${ttaLabel(tv.tta.kind)} — the same splits and heads, each test image scored over its views, the temperature (T = ${tv.tta.temperature.toFixed(3)} over all splits) fitted on held-out views of other splits:`,
     );
-    const ece = (e: EvaluationResult) => (e.calibration ? `${(e.calibration.ece * 100).toFixed(1)} %` : '—');
+    const ece = (e: EvaluationResult) => (e.calibration ? pct(e.calibration.ece) : '—');
     table(
       doc,
       ['Figure', 'Single view', `${tv.tta.views} views`],
@@ -269,21 +429,24 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
     [90, 120, 120, 115, 50],
   );
 
-  doc.addPage();
-  heading(doc, 'Confusion matrix');
+  const C = Math.max(1, ev.classes.length);
+  heading(doc, 'Confusion matrix', 12, 40 + TITLE_HEIGHT + C * Math.min(48, Math.floor(360 / C)));
   para(doc, `Rows: true class; columns: predicted class; ${ev.testPredictions} test predictions.`);
-  para(doc, 'Counts');
-  confusionFigure(doc, ev.classes, ev.confusion, false);
-  para(doc, 'Row-normalised (share of each true class)');
-  confusionFigure(doc, ev.classes, ev.confusion, true);
+  confusionFigures(doc, ev.classes, ev.confusion);
+  await misclassified(doc, project, model, ev);
 
-  doc.addPage();
-  heading(doc, 'Learning curve');
+  // The chart, its two lines of text and the table stay on one page.
+  heading(doc, 'Learning curve', 12, input.curve.length ? 300 + 18 * input.curve.length : 30);
   if (input.curve.length) {
+    const shots = [...input.curve].map((p) => p.shots).sort((a, b) => a - b);
+    const listed =
+      shots.length > 1 ? `${shots.slice(0, -1).join(', ')} and ${shots.at(-1)}` : String(shots[0]);
     para(
       doc,
-      'Accuracy at 1, 2, 5, 10 and 20 labelled images per class (few-shot episodes; the band is the 95 % interval). A curve still rising at the right means more labelled images would help.',
+      `Accuracy at ${listed} labelled images per class (few-shot episodes; the band is the 95 % interval). A curve still rising at the right means more labelled images would help.`,
     );
+    const outlook = curveOutlook(input.curve);
+    if (outlook) para(doc, outlook.sentence);
     lineChart(
       doc,
       input.curve.map((p) => ({
@@ -308,7 +471,7 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
         : 'Too few images per class for a learning curve.',
     );
   if (input.roc) {
-    heading(doc, `ROC curve (${ev.classes[1]} against ${ev.classes[0]})`);
+    heading(doc, `ROC curve (${ev.classes[1]} against ${ev.classes[0]})`, 12, 220);
     lineChart(
       doc,
       input.roc.map((p) => ({ x: p.fpr, y: p.tpr })),
@@ -316,49 +479,8 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
     );
   }
 
-  const wrong = ev.predictions.filter((p) => p.truth !== p.predicted).slice(0, 24);
-  doc.addPage();
-  heading(doc, 'Misclassified examples');
-  if (!wrong.length) para(doc, 'No test image was misclassified.');
-  else {
-    para(
-      doc,
-      `${ev.predictions.filter((p) => p.truth !== p.predicted).length} test images were misclassified; up to 24 are shown, with the predicted probability.`,
-    );
-    const size = 96;
-    const cols = 4;
-    const top = doc.y;
-    for (const [k, p] of wrong.entries()) {
-      const img = p.id === undefined ? null : project.images.get(p.id);
-      const bytes = img ? project.images.bytes(img.sha256) : null;
-      const x = MARGIN + (k % cols) * (size + GAP);
-      const y = top + Math.floor(k / cols) * (size + 34);
-      if (y + size + 34 > doc.page.height - MARGIN) break;
-      if (bytes) {
-        // Re-encoded pixels only: EXIF, ICC comments and file names do not travel into the report.
-        const thumb = await decoder(await windowed(bytes, modelHighBitDepth(model)))
-          .resize(size, size, { fit: 'contain', background: '#ffffff' })
-          .jpeg({ quality: 80 })
-          .toBuffer();
-        doc.image(thumb, x, y, { width: size, height: size });
-      }
-      doc
-        .font('body')
-        .fontSize(7)
-        .fillColor('#000')
-        .text(
-          `true ${ev.classes[p.truth]}\npredicted ${ev.classes[p.predicted]} (${((p.probabilities[p.predicted] ?? 0) * 100).toFixed(0)} %)`,
-          x,
-          y + size + 2,
-          { width: size + 20, lineBreak: true },
-        );
-    }
-    doc.x = MARGIN;
-  }
-
-  doc.addPage();
   heading(doc, '4. Limitations');
   for (const l of limitations(ev, counts, input.warnings)) para(doc, `• ${l}`);
-  doc.end();
+  finish(doc);
   return done;
 }

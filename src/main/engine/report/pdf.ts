@@ -1,5 +1,5 @@
 // PDF building blocks on pdfkit: embedded DejaVu fonts (works offline, any Unicode class name), the
-// "research use only" line on every page, tables, and simple vector figures.
+// "research use only" line and "Page k of n" on every page, tables, and simple vector figures.
 
 import { createRequire } from 'node:module';
 import PDFDocument from 'pdfkit';
@@ -30,6 +30,8 @@ export function newDocument(
       Subject: RUO,
     },
     autoFirstPage: false,
+    // Pages stay in memory until finish(), which numbers them once the total is known.
+    bufferPages: true,
   });
   doc.registerFont('body', FONT);
   doc.registerFont('bold', FONT_BOLD);
@@ -47,7 +49,41 @@ export function newDocument(
   return { doc, done };
 }
 
-export function heading(doc: Doc, text: string, size = 14): void {
+/** Numbers every page ("Page k of n") in the footer and ends the document. */
+export function finish(doc: Doc): void {
+  const range = doc.bufferedPageRange();
+  for (let i = range.start; i < range.start + range.count; i++) {
+    doc.switchToPage(i);
+    // The footer sits in the bottom margin; without lifting the margin pdfkit would start a new page.
+    const bottom = doc.page.margins.bottom;
+    doc.page.margins.bottom = 0;
+    doc
+      .font('body')
+      .fontSize(8)
+      .fillColor('#555')
+      .text(`Page ${i + 1} of ${range.count}`, MARGIN, doc.page.height - MARGIN + 18, {
+        width: doc.page.width - 2 * MARGIN,
+        align: 'center',
+        lineBreak: false,
+      });
+    doc.page.margins.bottom = bottom;
+  }
+  doc.end();
+}
+
+/** The space left on the current page above the bottom margin. */
+export function spaceLeft(doc: Doc): number {
+  return doc.page.height - MARGIN - doc.y;
+}
+
+/** Starts a new page unless `height` points still fit on this one (keeps a block together). */
+export function ensureSpace(doc: Doc, height: number): void {
+  if (height > spaceLeft(doc)) doc.addPage();
+}
+
+/** A heading, moved to the next page when `keepWith` points of what follows would not fit under it. */
+export function heading(doc: Doc, text: string, size = 14, keepWith = 60): void {
+  ensureSpace(doc, size * 2.2 + keepWith);
   doc
     .moveDown(0.6)
     .font('bold')
@@ -68,30 +104,53 @@ export function para(doc: Doc, text: string): void {
     .moveDown(0.3);
 }
 
-/** A plain table; starts a new page when the next row would not fit. */
+/**
+ * A plain table whose cells wrap (nothing is cut off); a row that would not fit on the page starts a
+ * new one, and the header is repeated there.
+ */
 export function table(doc: Doc, header: string[], rows: string[][], widths: number[]): void {
-  const rowHeight = 16;
+  const pad = 3;
   const x0 = MARGIN;
-  const draw = (cells: string[], bold: boolean): void => {
-    if (doc.y + rowHeight > doc.page.height - MARGIN) doc.addPage();
-    const y = doc.y;
-    let x = x0;
+  const heightOf = (cells: string[], bold: boolean): number => {
     doc.font(bold ? 'bold' : 'body').fontSize(9);
+    const h = Math.max(
+      ...cells.map((c, i) => doc.heightOfString(c || ' ', { width: (widths[i] as number) - 4 })),
+    );
+    // A cell taller than a page would never fit: it is clipped to one page rather than looping.
+    return Math.min(h + 2 * pad, doc.page.height - 2 * MARGIN - 40);
+  };
+  const draw = (cells: string[], bold: boolean): void => {
+    const y = doc.y;
+    const h = heightOf(cells, bold);
+    let x = x0;
+    doc
+      .font(bold ? 'bold' : 'body')
+      .fontSize(9)
+      .fillColor('#000');
     cells.forEach((c, i) => {
-      doc.text(c, x + 2, y + 3, { width: (widths[i] as number) - 4, height: rowHeight - 4, ellipsis: true });
+      doc.text(c, x + 2, y + pad, { width: (widths[i] as number) - 4, height: h - pad });
       x += widths[i] as number;
     });
     doc
-      .moveTo(x0, y + rowHeight)
-      .lineTo(x, y + rowHeight)
+      .moveTo(x0, y + h)
+      .lineTo(x, y + h)
       .strokeColor('#cccccc')
       .lineWidth(0.5)
       .stroke();
     doc.x = x0;
-    doc.y = y + rowHeight;
+    doc.y = y + h;
   };
+  const headerHeight = heightOf(header, true);
+  // The header never stands alone at the foot of a page.
+  ensureSpace(doc, headerHeight + (rows[0] ? heightOf(rows[0], false) : 0));
   draw(header, true);
-  for (const r of rows) draw(r, false);
+  for (const r of rows) {
+    if (heightOf(r, false) > spaceLeft(doc)) {
+      doc.addPage();
+      draw(header, true);
+    }
+    draw(r, false);
+  }
   doc.font('body').fontSize(10).moveDown(0.5);
 }
 
@@ -101,9 +160,10 @@ export function lineChart(
   points: { x: number; y: number; lo?: number; hi?: number }[],
   opts: { width: number; height: number; xLabel: string; logX?: boolean; diagonal?: boolean },
 ): void {
-  if (doc.y + opts.height + 30 > doc.page.height - MARGIN) doc.addPage();
+  if (doc.y + opts.height + 40 > doc.page.height - MARGIN) doc.addPage();
   const left = MARGIN + 36;
-  const top = doc.y;
+  // Room above for the top tick's label, so it never touches the text before the chart.
+  const top = doc.y + 10;
   const w = opts.width;
   const h = opts.height;
   const fx = (v: number): number => (opts.logX ? Math.log(v) : v);

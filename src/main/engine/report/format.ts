@@ -1,0 +1,67 @@
+// Number formats shared by the PDF reports and the model card. A figure that is not exactly perfect
+// (or exactly zero) never reads as 100 % (or 0 %): a reader takes "100 %" as "no errors at all".
+
+/** Extra decimals tried before a near-1 (near-0) figure is cut down (up) instead of rounded. */
+const EXTRA_DIGITS = 2;
+
+/**
+ * `v` (on a scale whose ends are 0 and `top`) with `digits` decimals, adding decimals where rounding
+ * would reach an end the value does not, and truncating towards the middle after that.
+ */
+function fixedAwayFromEnds(v: number, top: number, digits: number): string {
+  if (!Number.isFinite(v)) return '—';
+  for (let d = digits; d <= digits + EXTRA_DIGITS; d++) {
+    const s = v.toFixed(d);
+    const r = Number(s);
+    if ((r < top || v >= top) && (r > 0 || v <= 0)) return s;
+  }
+  const d = digits + EXTRA_DIGITS;
+  const f = 10 ** d;
+  return (v >= top / 2 ? Math.floor(v * f) / f : Math.ceil(v * f) / f).toFixed(d);
+}
+
+/** A share as a percentage number without the unit: 0.995 → "99.5", 0.9996 → "99.96". */
+export function pctNumber(x: number, digits = 1): string {
+  return fixedAwayFromEnds(x * 100, 100, digits);
+}
+
+/** A share as a percentage: 0.993 → "99.3 %"; never "100 %" unless exactly 1. */
+export function pct(x: number, digits = 1): string {
+  return `${pctNumber(x, digits)} %`;
+}
+
+/** A score between 0 and 1 (ROC AUC) with three decimals; never "1.000" unless exactly 1. */
+export function score(x: number, digits = 3): string {
+  return fixedAwayFromEnds(x, 1, digits);
+}
+
+/** A difference of two shares in percentage points: 0.046 → "4.6". */
+export function points(x: number): string {
+  return (x * 100).toFixed(1);
+}
+
+/**
+ * A path shortened in the middle to fit `fits`, keeping its first folder and the file name whole:
+ * "run-12/…/slide 3/cell 7.png". The file name is never cut, even when it alone does not fit.
+ */
+export function shortenPath(relPath: string, fits: (s: string) => boolean): string {
+  if (fits(relPath)) return relPath;
+  const parts = relPath.split('/');
+  const name = parts.pop() as string;
+  if (!parts.length) return name;
+  // Drop folders from the middle outwards until it fits; the first folder goes last.
+  const head = parts.slice(0, 1);
+  const rest = parts.slice(1);
+  while (rest.length) {
+    rest.splice(Math.floor(rest.length / 2), 1);
+    const s = [...head, '…', ...rest, name].join('/');
+    if (fits(s)) return s;
+  }
+  // Then shorten the first folder itself from its end, keeping at least a few characters.
+  const first = head[0] as string;
+  for (let n = first.length - 1; n >= 3; n--) {
+    const s = `${first.slice(0, n)}…/${name}`;
+    if (fits(s)) return s;
+  }
+  return `…/${name}`;
+}

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { sizeLimitation } from '../../src/main/engine/export/model-card.ts';
+import { pct, score, shortenPath } from '../../src/main/engine/report/format.ts';
+import type { ModelRecord } from '../../src/shared/results.ts';
+
+test('a share reads 100 % or 0 % only when it is exactly that', () => {
+  assert.equal(pct(1), '100.0 %');
+  assert.equal(pct(0.995), '99.5 %');
+  assert.equal(pct(0.9996), '99.96 %');
+  assert.equal(pct(0.999999), '99.999 %');
+  assert.equal(pct(0.0004), '0.04 %');
+  assert.equal(pct(0), '0.0 %');
+  assert.equal(pct(0.5, 0), '50 %');
+  assert.equal(score(0.99996), '0.99996');
+  assert.equal(score(1), '1.000');
+});
+
+test('a long path is shortened in the middle, the file name kept whole', () => {
+  const fits = (n: number) => (s: string) => s.length <= n;
+  assert.equal(shortenPath('a/b.png', fits(40)), 'a/b.png');
+  const long = 'run-12/scanner 3/slide 14/region 2/cell 7.png';
+  const s = shortenPath(long, fits(30));
+  assert.ok(s.length <= 30, s);
+  assert.ok(s.startsWith('run-12/') && s.endsWith('/cell 7.png'), s);
+  assert.equal(shortenPath(long, fits(5)), '…/cell 7.png');
+});
+
+function metrics(lo: number, hi: number): NonNullable<ModelRecord['metrics']> {
+  return {
+    accuracy: { mean: (lo + hi) / 2, ci95: [lo, hi], method: 't', n: 100 },
+  } as unknown as NonNullable<ModelRecord['metrics']>;
+}
+
+test('the model card calls intervals wide only when the classes are small', () => {
+  const small = sizeLimitation(60, 20, metrics(0.7, 0.95));
+  assert.match(small, /so few images per class the intervals below are wide \(accuracy: 25\.0 points\)/);
+  const large = sizeLimitation(1133, 361, metrics(0.96, 0.99));
+  assert.doesNotMatch(large, /few images|wide/);
+  assert.match(large, /about ± 1\.5 points/);
+  assert.match(large, /other scanners, stains or sites/);
+  assert.match(sizeLimitation(30, 10, null), /No evaluation was stored/);
+});
