@@ -109,6 +109,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return positionals.length === 0 && !values.help ? 2 : 0;
   }
+  // Output piped into a reader that stops early (`| head`): the rest is dropped and the work still finishes
+  // and is saved, as with any Unix tool, instead of a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+  });
   // Ctrl+C cancels the work at its next step (the job is recorded as cancelled); a second one quits.
   const controller = new AbortController();
   const onInterrupt = (): void => {
