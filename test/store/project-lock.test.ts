@@ -105,8 +105,16 @@ test(
       const deadline = Date.now() + 60_000;
       while (!fs.existsSync(lockFileOf(file)) && Date.now() < deadline && child.exitCode === null)
         await new Promise((r) => setTimeout(r, 2));
+      // A reader is let in while the import runs; the import goes on until its job row says it is
+      // running, so it is past its first open of the file (SQLite's own locks are free between writes).
+      const reader = Project.open(file, { check: true, readonly: true });
+      const running = (): boolean =>
+        reader.jobs.list().some((j) => j.kind === 'import' && j.status === 'running');
+      while (!running() && Date.now() < deadline && child.exitCode === null)
+        await new Promise((r) => setTimeout(r, 2));
       // Frozen while it holds the project, so the test sees a live holder for as long as it needs.
       child.kill('SIGSTOP');
+      assert.ok(running(), 'frozen while importing');
       const holder = holderOf(file);
       assert.equal(holder.pid, child.pid);
       assert.equal(holder.program, '`fewshot import`');
@@ -118,16 +126,12 @@ test(
             `lab.fsl is open in \`fewshot import\` (pid ${child.pid}, ${holder.user}, ${os.hostname()}, since `,
           ),
       );
-      // A reader is let in; then the import goes on until its job row says it is running.
-      const reader = Project.open(file, { check: true, readonly: true });
-      child.kill('SIGCONT');
-      const running = (): boolean =>
-        reader.jobs.list().some((j) => j.kind === 'import' && j.status === 'running');
-      while (!running() && Date.now() < deadline && child.exitCode === null)
-        await new Promise((r) => setTimeout(r, 2));
-      child.kill('SIGKILL');
-      assert.ok(running(), 'killed while importing');
+      // Readers still get in while the holder is frozen, and a checked one too.
+      const second = Project.open(file, { check: true, readonly: true });
+      assert.ok(second.jobs.list().some((j) => j.kind === 'import'));
+      second.close();
       reader.close();
+      child.kill('SIGKILL');
     } finally {
       child.kill('SIGKILL');
       await exited;
@@ -221,4 +225,37 @@ process.exit(0);`;
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, 'true', 'held while it ran');
   assert.ok(!fs.existsSync(lockFileOf(file)), 'removed on exit');
+});
+
+test('a file another program keeps locked is PROJECT_IN_USE after the busy timeout, not a raw SQLite error', async () => {
+  const file = path.join(tmpDir('fsl-lock-busy-'), 'lab.fsl');
+  Project.create(file).close();
+  // Exclusive locking mode: after one write the other program holds the file itself, readers included.
+  const script = `const Database = require('better-sqlite3');
+const db = new Database(${JSON.stringify(file)});
+db.pragma('locking_mode = EXCLUSIVE');
+db.exec("BEGIN EXCLUSIVE; UPDATE project_meta SET value = value WHERE key = 'name'; COMMIT");
+process.stdout.write('locked\\n');
+setInterval(() => {}, 1000);`;
+  const child = spawn(process.execPath, ['-e', script], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise((r) => child.on('exit', r));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => (String(d).includes('locked') ? resolve() : undefined));
+      child.on('exit', (code) => reject(new Error(`the locking program exited (${code})`)));
+    });
+    const busy = (e: unknown): boolean =>
+      inUse(e) &&
+      /^lab\.fsl is locked by another program that did not let go within 5 seconds/.test(
+        (e as Error).message,
+      );
+    assert.throws(() => Project.open(file, { readonly: true }), busy);
+    assert.throws(() => Project.open(file, { check: true, readonly: true }), busy);
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+  }
+  const p = Project.open(file, { readonly: true });
+  assert.equal(p.jobs.list().length, 0, 'readable again once the other program has gone');
+  p.close();
 });

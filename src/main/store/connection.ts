@@ -5,7 +5,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { FewShotError } from '../../shared/errors.ts';
 import { MIGRATIONS, type Migration } from './migrations/index.ts';
-import { corruptionError } from './corruption.ts';
+import { busyError, corruptionError } from './corruption.ts';
 
 export type Db = Database.Database;
 
@@ -34,7 +34,7 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
   try {
     db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: !options.create });
   } catch (e) {
-    const corrupt = corruptionError(file, e);
+    const corrupt = corruptionError(file, busyError(file, e));
     if (corrupt !== e) throw corrupt;
     throw new FewShotError('PROJECT_INVALID', `Cannot open ${file}: ${(e as Error).message}`, { cause: e });
   }
@@ -46,7 +46,7 @@ export function openDatabase(file: string, options: OpenOptions = {}): Db {
   } catch (e) {
     db.close();
     if (e instanceof FewShotError) throw e;
-    const corrupt = corruptionError(file, e);
+    const corrupt = corruptionError(file, busyError(file, e));
     if (corrupt !== e) throw corrupt;
     throw new FewShotError(
       'PROJECT_INVALID',

@@ -33,6 +33,25 @@ export function corruptionError(file: string, e: unknown): unknown {
   );
 }
 
+export function isBusy(e: unknown): boolean {
+  return /^SQLITE_BUSY/.test((e as { code?: string }).code ?? '');
+}
+
+/**
+ * Another program holding the file's locks past the busy timeout (a writer frozen in a debugger, a
+ * backup tool with the file locked): said plainly as PROJECT_IN_USE, or the original error when it is
+ * something else.
+ */
+export function busyError(file: string, e: unknown): unknown {
+  if (!isBusy(e)) return e;
+  return new FewShotError(
+    'PROJECT_IN_USE',
+    `${path.basename(file)} is locked by another program that did not let go within 5 seconds. ` +
+      'Try again once it has finished; nothing was changed.',
+    { cause: e },
+  );
+}
+
 /** Throws PROJECT_CORRUPT when SQLite's quick check finds damage. */
 export function assertSound(file: string): void {
   const problems = checkProjectFile(file);
@@ -54,7 +73,7 @@ export function checkProjectFile(file: string): string[] {
     const rows = db.prepare('PRAGMA quick_check(5)').pluck().all() as string[];
     return rows.length === 1 && rows[0] === 'ok' ? [] : rows;
   } catch (e) {
-    if (!isCorruption(e)) throw e;
+    if (!isCorruption(e)) throw busyError(file, e);
     return [String((e as Error).message ?? e)];
   } finally {
     db?.close();
