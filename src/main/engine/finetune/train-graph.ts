@@ -349,8 +349,8 @@ function emit(
           const [cout, ho, wo] = a.shapes.get(y) as [number, number, number];
           const patches = im2col(b, x, a.shapes.get(x) as number[], [cout, ho, wo], win);
           const wr = b.op('Reshape', [n.inputs[1] as string, b.ints([cout, -1])]);
-          const out = b.op('Reshape', [b.op('MatMul', [wr, patches]), b.ints([cout, -1, ho, wo])]);
-          const nchwOut = b.op('Transpose', [out], { perm: [1, 0, 2, 3] });
+          const out = b.op('Reshape', [b.op('MatMul', [wr, patches]), b.ints([cout, ho, wo, -1])]);
+          const nchwOut = b.op('Transpose', [out], { perm: [3, 0, 1, 2] });
           if (n.inputs[2]) b.named('Add', [nchwOut, toChannel(n.inputs[2])], [y]);
           else b.named('Identity', [nchwOut], [y]);
           saved.set(n, { patches });
@@ -714,13 +714,14 @@ function convBackward(
   } else if (group === 1) {
     // The correlation of the input with the output gradient: a convolution over the batch axis, whose
     // stride is the forward dilation and whose dilation is the forward stride.
-    // One large matrix product over the whole batch: dY as [O, N·Ho·Wo] times the input's patches as
-    // [N·Ho·Wo, I·kh·kw], the patches gathered by one strided slice per kernel tap. (The correlation
+    // One large matrix product over the whole batch: dY as [O, Ho·Wo·N] times the input's patches as
+    // [Ho·Wo·N, I·kh·kw], the patches gathered by one strided slice per kernel tap. (The correlation
     // written as a convolution over the batch axis runs as many thin products and reaches a third of
     // the machine's rate; this reaches the rate of a forward convolution.)
     if (savedPatches || ho * wo <= 196) {
       const patches = savedPatches ?? im2col(b, x, xShape, yShape, win);
-      const rows = b.op('Reshape', [b.op('Transpose', [gy], { perm: [1, 0, 2, 3] }), b.ints([cout, -1])]);
+      // Columns in the patches' order: [Ho, Wo, N].
+      const rows = b.op('Reshape', [b.op('Transpose', [gy], { perm: [1, 2, 3, 0] }), b.ints([cout, -1])]);
       addGrad(
         weight,
         b.op('Reshape', [b.op('Gemm', [rows, patches], { transB: 1 }), b.ints([cout, cin, kh, kw])]),
@@ -773,34 +774,35 @@ function convBackward(
   }
 
   if (!needX) return;
-  if (batchGemm(n, win, yShape) && sh === 1 && sw === 1) {
-    // Small maps: the patches' gradient as one product (Wᵀ · dY), then each kernel tap's share padded
-    // back into place and summed (col2im).
-    const dy = b.op('Reshape', [b.op('Transpose', [gy], { perm: [1, 0, 2, 3] }), b.ints([cout, -1])]);
-    const wr = b.op('Reshape', [weight, b.ints([cout, -1])]);
-    const dp = b.op('Reshape', [b.op('Gemm', [wr, dy], { transA: 1 }), b.ints([cin, kh * kw, -1, ho, wo])]);
-    const taps = b.node('Split', [dp, b.ints(new Array<number>(kh * kw).fill(1))], { axis: 1 }, kh * kw);
-    const hp = h + pt + pb;
-    const wp = w + pl + pr;
-    const placed = taps.map((t, k) => {
-      const i = Math.floor(k / kw);
-      const j = k % kw;
-      const tap = b.op('Squeeze', [t, b.ints([1])]); // [I, N, Ho, Wo]
-      return b.op('Pad', [tap, b.ints([0, 0, i * dh, j * dw, 0, 0, hp - i * dh - ho, wp - j * dw - wo])]);
-    });
-    let dxp = b.op('Sum', placed);
-    if (pt + pl + pb + pr > 0)
-      dxp = b.op('Slice', [dxp, b.ints([pt, pl]), b.ints([pt + h, pl + w]), b.ints([2, 3])]);
-    addGrad(x, b.op('Transpose', [dxp], { perm: [1, 0, 2, 3] }));
-    return;
-  }
-  // Input gradient: with stride 1 a forward convolution with the flipped, transposed kernel; otherwise the
-  // transposed convolution.
   const padT = dh * (kh - 1) - pt;
   const padL = dw * (kw - 1) - pl;
   const padB = h - ho + dh * (kh - 1) - padT;
   const padR = w - wo + dw * (kw - 1) - padL;
-  if (group === 1 && sh === 1 && sw === 1 && Math.min(padT, padL, padB, padR) >= 0) {
+  const full = Math.min(padT, padL, padB, padR) >= 0;
+  if (batchGemm(n, win, yShape) && sh === 1 && sw === 1 && full) {
+    // Small maps: the forward convolution of dY with the flipped, transposed kernel, as one batch-wide
+    // product over dY's patches (gathered in flipped tap order, so the kernel needs only its two channel
+    // axes swapped). Cheaper than scattering the patches' gradient back (col2im), which writes one
+    // full-size map per kernel tap.
+    const flipped: Window = {
+      kernel: [kh, kw],
+      strides: [1, 1],
+      dilations: [dh, dw],
+      pads: [padT, padL, padB, padR],
+      ceil: false,
+    };
+    const patches = im2col(b, gy, yShape, xShape, flipped, true); // [O·k², H·W·N]
+    const wt = b.op('Reshape', [
+      b.op('Transpose', [b.op('Reshape', [weight, b.ints([cout, cin, kh * kw])])], { perm: [1, 0, 2] }),
+      b.ints([cin, -1]),
+    ]);
+    const dxt = b.op('Reshape', [b.op('MatMul', [wt, patches]), b.ints([cin, h, w, -1])]);
+    addGrad(x, b.op('Transpose', [dxt], { perm: [3, 0, 1, 2] }));
+    return;
+  }
+  // Input gradient: with stride 1 a forward convolution with the flipped, transposed kernel; otherwise the
+  // transposed convolution.
+  if (group === 1 && sh === 1 && sw === 1 && full) {
     // [O, C, kh, kw] → [C, O, kh, kw] with the kernel turned by 180°: one transpose of [O, C, kh·kw] and
     // one reversed slice of its last axis.
     const wt = b.op('Reshape', [
@@ -841,30 +843,43 @@ function batchGemm(n: OnnxNode, win: Window, yShape: number[]): boolean {
   return intAttr(n, 'group', 1) === 1 && win.kernel[0] * win.kernel[1] > 1 && ho * wo <= 196;
 }
 
-/** The input's patches as [I·kh·kw, N·Ho·Wo] (rows ordered as the weights' [I, kh, kw]). */
-function im2col(b: GraphBuilder, x: string, xShape: number[], yShape: number[], win: Window): string {
+/**
+ * The input's patches as [I·kh·kw, Ho·Wo·N] (rows ordered as the weights' [I, kh, kw]; with `flip`, the
+ * kernel taps in reverse order, as a convolution with the kernel turned by 180° reads them).
+ */
+function im2col(
+  b: GraphBuilder,
+  x: string,
+  xShape: number[],
+  yShape: number[],
+  win: Window,
+  flip = false,
+): string {
   const [cin] = xShape as [number, number, number];
   const [, ho, wo] = yShape as [number, number, number];
   const [kh, kw] = win.kernel;
   const [sh, sw] = win.strides;
   const [dh, dw] = win.dilations;
   const [pt, pl, pb, pr] = win.pads;
-  // [I, N, H, W] first: the patches then stack on a new axis without moving the large tensor again.
-  const xt = b.op('Transpose', [x], { perm: [1, 0, 2, 3] });
-  const padded = pt + pl + pb + pr > 0 ? b.op('Pad', [xt, b.ints([0, 0, pt, pl, 0, 0, pb, pr])]) : xt;
+  // [I, H, W, N] first: each kernel tap's window then copies runs of Wo·N values (not of Wo), and the
+  // patches stack on a new axis without moving the large tensor again.
+  const xt = b.op('Transpose', [x], { perm: [1, 2, 3, 0] });
+  const padded = pt + pl + pb + pr > 0 ? b.op('Pad', [xt, b.ints([0, pt, pl, 0, 0, pb, pr, 0])]) : xt;
   const axis1 = b.ints([1]);
   const taps: string[] = [];
-  for (let i = 0; i < kh; i++)
-    for (let j = 0; j < kw; j++) {
+  for (let ti = 0; ti < kh; ti++)
+    for (let tj = 0; tj < kw; tj++) {
+      const i = flip ? kh - 1 - ti : ti;
+      const j = flip ? kw - 1 - tj : tj;
       const tap = b.op('Slice', [
         padded,
         b.ints([i * dh, j * dw]),
         b.ints([i * dh + sh * (ho - 1) + 1, j * dw + sw * (wo - 1) + 1]),
-        b.ints([2, 3]),
+        b.ints([1, 2]),
         b.ints([sh, sw]),
       ]);
       taps.push(b.op('Unsqueeze', [tap, axis1]));
     }
-  const stacked = taps.length === 1 ? (taps[0] as string) : b.op('Concat', taps, { axis: 1 }); // [I, k², N, Ho, Wo]
+  const stacked = taps.length === 1 ? (taps[0] as string) : b.op('Concat', taps, { axis: 1 }); // [I, k², Ho, Wo, N]
   return b.op('Reshape', [stacked, b.ints([cin * kh * kw, -1])]);
 }
