@@ -97,34 +97,38 @@ function geometric(img: RgbImage, d: AugmentDraw): RgbImage {
   const sin = Math.sin((d.angle * Math.PI) / 180) / d.zoom;
   const cx = (W - 1) / 2;
   const cy = (H - 1) / 2;
+  const shiftX = d.shiftX * W;
   for (let y = 0; y < H; y++) {
+    // Inverse map: output pixel → source position (the row's terms computed once per row).
+    const dy = y - cy - d.shiftY * H;
+    const sinDy = sin * dy;
+    const cosDy = cos * dy;
     for (let x = 0; x < W; x++) {
-      // Inverse map: output pixel → source position.
-      const dx = x - cx - d.shiftX * W;
-      const dy = y - cy - d.shiftY * H;
-      let sx = cos * dx + sin * dy + cx;
-      let sy = -sin * dx + cos * dy + cy;
+      const dx = x - cx - shiftX;
+      let sx = cos * dx + sinDy + cx;
+      let sy = -sin * dx + cosDy + cy;
       if (d.hflip) sx = W - 1 - sx;
       if (d.vflip) sy = H - 1 - sy;
       const x0 = Math.floor(sx);
       const y0 = Math.floor(sy);
       const fx = sx - x0;
       const fy = sy - y0;
-      const xa = mirror(x0, W);
-      const xb = mirror(x0 + 1, W);
-      const ya = mirror(y0, H);
-      const yb = mirror(y0 + 1, H);
+      const xa = x0 >= 0 && x0 < W ? x0 : mirror(x0, W);
+      const xb = x0 + 1 >= 0 && x0 + 1 < W ? x0 + 1 : mirror(x0 + 1, W);
+      const ya = y0 >= 0 && y0 < H ? y0 : mirror(y0, H);
+      const yb = y0 + 1 >= 0 && y0 + 1 < H ? y0 + 1 : mirror(y0 + 1, H);
       const o = (y * W + x) * 3;
-      for (let c = 0; c < 3; c++) {
-        const v =
-          (1 - fy) *
-            ((1 - fx) * (data[(ya * W + xa) * 3 + c] as number) +
-              fx * (data[(ya * W + xb) * 3 + c] as number)) +
-          fy *
-            ((1 - fx) * (data[(yb * W + xa) * 3 + c] as number) +
-              fx * (data[(yb * W + xb) * 3 + c] as number));
-        out[o + c] = Math.round(v);
-      }
+      const a = (ya * W + xa) * 3;
+      const b = (ya * W + xb) * 3;
+      const c0 = (yb * W + xa) * 3;
+      const e = (yb * W + xb) * 3;
+      const gx = 1 - fx;
+      const gy = 1 - fy;
+      for (let c = 0; c < 3; c++)
+        out[o + c] = Math.round(
+          gy * (gx * (data[a + c] as number) + fx * (data[b + c] as number)) +
+            fy * (gx * (data[c0 + c] as number) + fx * (data[e + c] as number)),
+        );
     }
   }
   return { width: W, height: H, data: out };
@@ -164,18 +168,28 @@ function isGrey(img: RgbImage): boolean {
 
 function photometric(img: RgbImage, d: AugmentDraw, noise: number, rng: Rng): RgbImage {
   if (d.brightness === 0 && d.contrast === 0 && noise === 0) return img;
-  const grey = noise > 0 && isGrey(img);
-  const out = new Uint8Array(img.data.length);
+  const src = img.data;
+  const out = new Uint8Array(src.length);
   const gain = 1 + d.contrast;
-  const mean = img.data.reduce((a, b) => a + b, 0) / img.data.length;
+  let sum = 0;
+  for (let i = 0; i < src.length; i++) sum += src[i] as number;
+  const mean = sum / src.length;
   const offset = d.brightness * 255;
-  for (let p = 0; p < img.data.length; p += 3) {
-    const n0 = noise > 0 ? rng.normal() * noise : 0;
-    for (let c = 0; c < 3; c++) {
-      const n = grey ? n0 : c === 0 ? n0 : noise > 0 ? rng.normal() * noise : 0;
-      const v = ((img.data[p + c] as number) - mean) * gain + mean + offset + n;
-      out[p + c] = Math.max(0, Math.min(255, Math.round(v)));
-    }
+  const level = (value: number, n: number): number =>
+    Math.max(0, Math.min(255, Math.round((value - mean) * gain + mean + offset + n)));
+  if (noise === 0) {
+    // Without noise each output depends on its input value alone: one table of 256 entries.
+    const table = new Uint8Array(256);
+    for (let v = 0; v < 256; v++) table[v] = level(v, 0);
+    for (let i = 0; i < src.length; i++) out[i] = table[src[i] as number] as number;
+    return { width: img.width, height: img.height, data: out };
+  }
+  const grey = isGrey(img);
+  for (let p = 0; p < src.length; p += 3) {
+    const n0 = rng.normal() * noise;
+    out[p] = level(src[p] as number, n0);
+    out[p + 1] = level(src[p + 1] as number, grey ? n0 : rng.normal() * noise);
+    out[p + 2] = level(src[p + 2] as number, grey ? n0 : rng.normal() * noise);
   }
   return { width: img.width, height: img.height, data: out };
 }
