@@ -142,6 +142,51 @@ test(
 );
 
 test(
+  'several steps in one runtime call (a Loop) give the same weights, bit for bit, as one call per step',
+  { timeout: 240_000 },
+  async () => {
+    // 12 images in batches of 4: three steps of one size per epoch, so calls of 3 and of 2 + 1 steps run.
+    const { classes, items } = await images(4);
+    const runs: [string, 'last-stage' | 'last-two-stages', boolean][] = [
+      ['resnet18-random', 'last-stage', true], // BatchNorm statistics adapted: carried from step to step
+      [needsShared ? 'resnet18-random' : SQUEEZENET, 'last-two-stages', false],
+    ];
+    for (const [id, strategy, adaptBatchNorm] of runs) {
+      const opts = {
+        strategy,
+        epochs: 2,
+        augment: DEFAULT_AUGMENT,
+        seed: 4,
+        views: 2,
+        batchSize: 4,
+        adaptBatchNorm,
+      };
+      const losses: number[][] = [];
+      const record = (to: number[]) => (p: { loss: number; epochEnd?: true }) => {
+        if (!p.epochEnd) to.push(p.loss);
+      };
+      const one = await finetune(resolveBackbone(id), classes, items, {
+        ...opts,
+        stepsPerCall: 1,
+        onProgress: record((losses[0] = [])),
+      });
+      const three = await finetune(resolveBackbone(id), classes, items, {
+        ...opts,
+        stepsPerCall: 3,
+        onProgress: record((losses[1] = [])),
+      });
+      const two = await finetune(resolveBackbone(id), classes, items, { ...opts, stepsPerCall: 2 });
+      assert.equal(one.steps, 6);
+      assert.equal(three.steps, 6);
+      assert.deepEqual(losses[1], losses[0], `${id} ${strategy}: per-step losses`);
+      assert.equal(three.weightsSha256, one.weightsSha256, `${id} ${strategy}: 3 steps per call`);
+      assert.equal(two.weightsSha256, one.weightsSha256, `${id} ${strategy}: 2 + 1 steps per call`);
+      assert.ok(Buffer.from(three.onnx).equals(Buffer.from(one.onnx)));
+    }
+  },
+);
+
+test(
   'fine-tuning is reproducible: same seed and data give the same weights',
   { timeout: 120_000 },
   async () => {

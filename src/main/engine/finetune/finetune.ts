@@ -15,10 +15,12 @@ import { classifierGraph } from '../classify/classifier-graph.ts';
 import { fitLinear, type LinearHead } from '../classify/heads.ts';
 import { cutAt, withInitializers } from '../onnx/graph.ts';
 import { encodeModel, type OnnxModel } from '../onnx/model.ts';
+import { resolveDevice } from '../onnx/providers.ts';
 import { defaultThreads, deviceLabel, QueuedSession, ort, type Placement } from '../onnx/session.ts';
 import { Rng } from '../random.ts';
 import { balancedOrder, cacheFrozenPrefix, type CachedInput, type TrainingImage } from './prefix.ts';
 import { buildTrainGraphs, HEAD_BIAS, HEAD_WEIGHT, type TrainGraphs } from './train-graph.ts';
+import { loopSteps, PER_STEP, StepRunner, stepsPerCall, type StepInputs } from './step-loop.ts';
 
 export type { FinetuneStrategy, TrainingImage };
 export { balancedOrder };
@@ -46,6 +48,11 @@ export interface FinetuneOptions {
   signal?: AbortSignal;
   /** Let BatchNorm use batch statistics while training and update its running ones (default: frozen). */
   adaptBatchNorm?: boolean;
+  /**
+   * Training steps per runtime call on the CPU (default: about 1–2 s of work per call); 1 runs the plain
+   * step graph once per step. The weights come out the same either way.
+   */
+  stepsPerCall?: number;
   /** Images × views through the frozen layers so far, of the total. */
   onPrefixProgress?: (done: number, total: number) => void;
   /** Where the state after each epoch is kept, so a killed run resumes where it stopped. */
@@ -95,10 +102,6 @@ type Tensors = Map<string, ort.Tensor>;
 
 function f32(t: ort.Tensor): Float32Array {
   return t.data as Float32Array;
-}
-
-function scalar(v: number): ort.Tensor {
-  return new ort.Tensor('float32', Float32Array.of(v), []);
 }
 
 function batchTensor(items: CachedInput[]): ort.Tensor {
@@ -227,11 +230,17 @@ export async function finetune(
   probeGraphs = null;
   const probe = fitLinear({ x: initial, y: labels, classes }, { seed });
   const graphs = buildTrainGraphs({ ...spec, centre: Float32Array.from(probe.centre) });
-  const stepSession = await QueuedSession.create(encodeModel(graphs.step), {
+  // On the CPU, several steps run in one call (step-loop.ts): the weights and optimiser state stay in the
+  // runtime between them instead of being copied out and back every step.
+  const onCpu = (await resolveDevice(session.device)).provider === 'cpu';
+  const chunk = onCpu ? (options.stepsPerCall ?? stepsPerCall(graphs.forwardMacs * batchSize)) : 1;
+  const loop = chunk > 1 ? loopSteps(graphs.step, PER_STEP) : null;
+  const stepSession = await QueuedSession.create(encodeModel(loop?.model ?? graphs.step), {
     ...session,
     recordPlacement: true,
     memoryPattern: false,
   });
+  const runner = new StepRunner(stepSession, loop !== null);
   const evalSession = await QueuedSession.create(encodeModel(graphs.evaluate), session);
 
   let weights: Tensors = new Map();
@@ -300,48 +309,62 @@ export async function finetune(
     for (let epoch = startEpoch; epoch < epochs; epoch++) {
       const order = balancedOrder(labels, rng);
       let lossSum = 0;
-      for (let s = 0; s < order.length; s += batchSize) {
+      const batches: number[][] = [];
+      for (let s = 0; s < order.length; s += batchSize) batches.push(order.slice(s, s + batchSize));
+      for (let b = 0; b < batches.length;) {
         if (options.signal?.aborted)
           throw new FewShotError('CANCELLED', 'Training cancelled; earlier models are untouched.');
-        const idx = order.slice(s, s + batchSize);
-        const n = idx.length;
-        const targets = new Float32Array(n * C).fill(smoothing / C);
-        const sampleWeights = new Float32Array(n);
-        idx.forEach((i, k) => {
-          const y = labels[i] as number;
-          targets[k * C + y] = 1 - smoothing + smoothing / C;
-          sampleWeights[k] = classWeight[y] ?? 1;
+        // Up to `chunk` batches of one size in one call (a Loop on the CPU); the last, smaller batch alone.
+        const size = (batches[b] as number[]).length;
+        let k = 1;
+        while (k < chunk && b + k < batches.length && (batches[b + k] as number[]).length === size) k++;
+        const inputs: StepInputs[] = batches.slice(b, b + k).map((idx, j) => {
+          const n = idx.length;
+          const targets = new Float32Array(n * C).fill(smoothing / C);
+          const sampleWeights = new Float32Array(n);
+          idx.forEach((i, q) => {
+            const y = labels[i] as number;
+            targets[q * C + y] = 1 - smoothing + smoothing / C;
+            sampleWeights[q] = classWeight[y] ?? 1;
+          });
+          const wsum = sampleWeights.reduce((a, c) => a + c, 0);
+          for (let q = 0; q < n; q++) sampleWeights[q] = (sampleWeights[q] as number) / wsum;
+          const t = step + j;
+          const cosine = 0.5 * (1 + Math.cos((Math.PI * t) / totalSteps));
+          return {
+            x: idx.map((i) => (cached[i] as CachedInput[])[(epoch + i) % views] as CachedInput),
+            targets,
+            sampleWeights,
+            scalars: {
+              lrHead: lrHead * cosine,
+              lrBackbone: lrBackbone * cosine,
+              weightDecay,
+              clipNorm: options.gradientClip ?? 3.4e38,
+              bc1: 1 / (1 - 0.9 ** (t + 1)),
+              bc2: 1 / (1 - 0.999 ** (t + 1)),
+            },
+          };
         });
-        const wsum = sampleWeights.reduce((a, b) => a + b, 0);
-        for (let k = 0; k < n; k++) sampleWeights[k] = (sampleWeights[k] as number) / wsum;
-        const cosine = 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps));
-        const res = await stepSession.run({
-          x: batchTensor(idx.map((i) => (cached[i] as CachedInput[])[(epoch + i) % views] as CachedInput)),
-          targets: new ort.Tensor('float32', targets, [n, C]),
-          sampleWeights: new ort.Tensor('float32', sampleWeights, [n]),
-          lrHead: scalar(lrHead * cosine),
-          lrBackbone: scalar(lrBackbone * cosine),
-          weightDecay: scalar(weightDecay),
-          clipNorm: scalar(options.gradientClip ?? 3.4e38),
-          bc1: scalar(1 / (1 - 0.9 ** (step + 1))),
-          bc2: scalar(1 / (1 - 0.999 ** (step + 1))),
+        const res = await runner.run(inputs, {
           ...Object.fromEntries(weights),
           ...Object.fromEntries(state),
         });
         const next: Tensors = new Map();
         for (const name of weights.keys())
-          next.set(name, (res[`next.${name}`] ?? weights.get(name)) as ort.Tensor);
+          next.set(name, (res.next[`next.${name}`] ?? weights.get(name)) as ort.Tensor);
         weights = next;
-        for (const name of state.keys()) state.set(name, res[`next.${name}`] as ort.Tensor);
-        const loss = f32(res.loss as ort.Tensor)[0] as number;
-        if (!Number.isFinite(loss))
-          throw new FewShotError(
-            'INVALID_INPUT',
-            `Training diverged at step ${step + 1} (loss ${loss}); try a lower learning rate.`,
-          );
-        lossSum += loss * n;
-        step++;
-        options.onProgress?.({ epoch: epoch + 1, epochs, step, steps: totalSteps, loss });
+        for (const name of state.keys()) state.set(name, res.next[`next.${name}`] as ort.Tensor);
+        res.losses.forEach((loss, j) => {
+          if (!Number.isFinite(loss))
+            throw new FewShotError(
+              'INVALID_INPUT',
+              `Training diverged at step ${step + 1} (loss ${loss}); try a lower learning rate.`,
+            );
+          lossSum += loss * (batches[b + j] as number[]).length;
+          step++;
+          options.onProgress?.({ epoch: epoch + 1, epochs, step, steps: totalSteps, loss });
+        });
+        b += k;
       }
       const entryH: FinetuneResult['history'][number] = { epoch: epoch + 1, loss: lossSum / order.length };
       if (valCached.length) {

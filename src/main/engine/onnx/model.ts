@@ -21,6 +21,8 @@ export type OnnxAttribute =
   | { name: string; type: 'floats'; floats: number[] }
   | { name: string; type: 'ints'; ints: number[] }
   | { name: string; type: 'tensor'; t: OnnxTensor }
+  /** A subgraph (Loop's body); written by the app, decoded as 'other'. */
+  | { name: string; type: 'graph'; g: OnnxGraph }
   | { name: string; type: 'other'; rawBytes: Uint8Array };
 
 export interface OnnxNode {
@@ -60,7 +62,7 @@ export interface OnnxModel {
   unknown: Uint8Array[];
 }
 
-const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
+const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7 } as const;
 
 // ---------- decode ----------
 
@@ -337,6 +339,9 @@ function encodeAttribute(w: Writer, a: Exclude<OnnxAttribute, { type: 'other' }>
       break;
     case 'tensor':
       w.message(5, (tw) => encodeTensor(tw, a.t)).int64Field(20, ATTR.TENSOR);
+      break;
+    case 'graph':
+      w.message(6, (gw) => encodeGraph(gw, a.g)).int64Field(20, ATTR.GRAPH);
       break;
   }
 }
