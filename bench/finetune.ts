@@ -24,6 +24,7 @@ import { finetune, type TrainingImage } from '../src/main/engine/finetune/finetu
 import { buildTrainGraphs } from '../src/main/engine/finetune/train-graph.ts';
 import { findFeatureTensor } from '../src/main/engine/onnx/graph.ts';
 import { encodeModel } from '../src/main/engine/onnx/model.ts';
+import { withMallocTunables } from '../src/main/engine/onnx/process-env.ts';
 import { QueuedSession } from '../src/main/engine/onnx/session.ts';
 import { DEFAULT_AUGMENT } from '../src/shared/augment.ts';
 import { BCCD, GENERATED, requireShared } from './lib.ts';
@@ -186,7 +187,7 @@ async function main(): Promise<void> {
     return;
   }
   console.log(
-    `FewShot Lab fine-tuning benchmark · 5 classes × ${values['per-class']} images · ${values.epochs} epochs · batch 16 · ${values.threads} threads of ${os.cpus().length} cores · ${values.device} · onnxruntime-node ${ort.env.versions.common} · node ${process.version}`,
+    `FewShot Lab fine-tuning benchmark · 5 classes × ${values['per-class']} images · ${values.epochs} epochs · batch 16 · ${values.threads} threads of ${os.cpus().length} cores · ${values.device} · onnxruntime-node ${ort.env.versions.common} · node ${process.version}${(withMallocTunables(process.env).GLIBC_TUNABLES ?? '').includes('hugetlb') ? ' · glibc malloc tunables' : ''}`,
   );
   console.log(
     'strategy         backbone                 device     wall s  images/s  prefix   tail  tail GMAC/s  infer GMAC/s  peak RSS MiB',
@@ -198,9 +199,12 @@ async function main(): Promise<void> {
       for (const k of ['epochs', 'per-class', 'threads', 'device'] as const)
         args.push(`--${k}`, String(values[k]));
       try {
+        // Each run starts as the app's engine process does: with glibc's memory tunables (process-env.ts;
+        // FEWSHOT_MALLOC=default runs without them).
         const out = execFileSync(process.execPath, args, {
           encoding: 'utf8',
           stdio: ['ignore', 'pipe', 'inherit'],
+          env: withMallocTunables(process.env),
         });
         const line = out.split('\n').find((l) => l.startsWith('ROW '));
         if (line) print(JSON.parse(line.slice(4)) as Row);

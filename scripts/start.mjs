@@ -4,9 +4,13 @@
 import { spawnSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { register } from 'tsx/esm/api';
 
+register();
+// glibc reads its memory tunables only when a process starts: the app's processes get them from here.
+const { withMallocTunables } = await import('../src/main/engine/onnx/process-env.ts');
 const root = path.resolve(import.meta.dirname, '..');
-const env = { ...process.env };
+const env = withMallocTunables({ ...process.env });
 const shared = path.resolve(root, '..', 'shared', 'models');
 if (!env.FEWSHOT_MODELS && fs.existsSync(shared)) {
   env.FEWSHOT_MODELS = shared;

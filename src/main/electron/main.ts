@@ -6,6 +6,7 @@ import path from 'node:path';
 import { app, BrowserWindow, dialog, ipcMain, net, protocol, session } from 'electron';
 import { PickRequestSchema, type PickResult } from '../../shared/files.ts';
 import { contentSecurityPolicy } from '../host/csp.ts';
+import { withMallocTunables } from '../engine/onnx/process-env.ts';
 import { chosenPath, dialogPlan } from './dialog-options.ts';
 import { electronEngine } from './engine-process.ts';
 import { EngineRelay } from './engine-relay.ts';
@@ -25,11 +26,11 @@ function startBackend(win: BrowserWindow): EngineRelay {
     spawn: electronEngine({
       script: path.join(here, 'backend-process.js'),
       decodeWorker: path.join(here, 'decode-worker.js'),
-      env: {
+      env: withMallocTunables({
         ...process.env,
         FEWSHOT_RESOURCES: resources,
         FEWSHOT_DATA_DIR: process.env.FEWSHOT_DATA_DIR ?? app.getPath('userData'),
-      },
+      }),
     }),
     onEvent: (event) => win.webContents.send('fsl:event', event),
     // The window shows it as a banner (App.svelte).
