@@ -19,7 +19,7 @@ import { resolveDevice } from '../onnx/providers.ts';
 import { defaultThreads, deviceLabel, QueuedSession, ort, type Placement } from '../onnx/session.ts';
 import { Rng } from '../random.ts';
 import { balancedOrder, cacheFrozenPrefix, type CachedInput, type TrainingImage } from './prefix.ts';
-import { buildTrainGraphs, HEAD_BIAS, HEAD_WEIGHT, type TrainGraphs } from './train-graph.ts';
+import { buildTrainGraphs, HEAD_BIAS, HEAD_WEIGHT } from './train-graph.ts';
 import { loopSteps, PER_STEP, StepRunner, stepsPerCall, type StepInputs } from './step-loop.ts';
 
 export type { FinetuneStrategy, TrainingImage };
@@ -210,24 +210,20 @@ export async function finetune(
     momentum,
     adaptBatchNorm: options.adaptBatchNorm ?? false,
   };
-  let probeGraphs: TrainGraphs | null = buildTrainGraphs(spec);
-  const pretrained: Tensors = new Map();
-  for (const p of probeGraphs.params) pretrained.set(p.name, new ort.Tensor('float32', p.init, p.dims));
-  for (const s of probeGraphs.statistics) pretrained.set(s.name, new ort.Tensor('float32', s.init, s.dims));
-  const probeSession = await QueuedSession.create(encodeModel(probeGraphs.evaluate), session);
-  let initial: Float32Array[];
+  // The pretrained tail as it ships, its weights constants, so the runtime's fastest kernels run it.
+  const probeSession = await QueuedSession.create(encodeModel(cutAt(model, features, null, cut)), session);
+  const initial: Float32Array[] = [];
   try {
-    initial = (
-      await evaluateCached(
-        probeSession,
-        cached.map((c) => c[0] as CachedInput),
-        pretrained,
-      )
-    ).features;
+    const views0 = cached.map((c) => c[0] as CachedInput);
+    for (let s = 0; s < views0.length; s += 32) {
+      const part = views0.slice(s, s + 32);
+      const f = f32((await probeSession.run({ [cut]: batchTensor(part) }))[features] as ort.Tensor);
+      const D = f.length / part.length;
+      for (let i = 0; i < part.length; i++) initial.push(f.slice(i * D, (i + 1) * D));
+    }
   } finally {
     await probeSession.release();
   }
-  probeGraphs = null;
   const probe = fitLinear({ x: initial, y: labels, classes }, { seed });
   const graphs = buildTrainGraphs({ ...spec, centre: Float32Array.from(probe.centre) });
   // On the CPU, several steps run in one call (step-loop.ts): the weights and optimiser state stay in the

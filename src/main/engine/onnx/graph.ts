@@ -44,8 +44,16 @@ export function findFeatureTensor(model: OnnxModel): string {
   );
 }
 
-/** A copy of the model whose only output is `tensor`, with every node and weight it does not need removed. */
-export function cutAt(model: OnnxModel, tensor: string, dim: number | null = null): OnnxModel {
+/**
+ * A copy of the model whose only output is `tensor`, with every node and weight it does not need removed;
+ * with `from`, the graph starts at that tensor instead (fed as its input), so the copy is the part between.
+ */
+export function cutAt(
+  model: OnnxModel,
+  tensor: string,
+  dim: number | null = null,
+  from: string | null = null,
+): OnnxModel {
   const byOutput = producers(model);
   const needed = new Set<OnnxNode>();
   const stack = [tensor];
@@ -54,7 +62,7 @@ export function cutAt(model: OnnxModel, tensor: string, dim: number | null = nul
     const t = stack.pop() as string;
     if (seen.has(t)) continue;
     seen.add(t);
-    const n = byOutput.get(t);
+    const n = t === from ? undefined : byOutput.get(t);
     if (!n || needed.has(n)) continue;
     needed.add(n);
     for (const i of n.inputs) if (i) stack.push(i);
@@ -68,15 +76,23 @@ export function cutAt(model: OnnxModel, tensor: string, dim: number | null = nul
     shape: dim === null ? null : [batch, dim],
   };
   const inits = new Set(initializers.map((t) => t.name));
+  const inputs = model.graph.inputs.filter((i) => seen.has(i.name) || inits.has(i.name));
+  if (from !== null && !seen.has(from))
+    throw new FewShotError('MODEL_INVALID', `${tensor} does not depend on "${from}".`);
+  if (from !== null && !inputs.some((i) => i.name === from)) {
+    inputs.unshift({ name: from, elemType: DataType.FLOAT, shape: null });
+  }
   return {
     ...model,
     graph: {
       ...model.graph,
       nodes,
       initializers,
-      inputs: model.graph.inputs.filter((i) => seen.has(i.name) || inits.has(i.name)),
+      inputs,
       outputs: [output],
-      valueInfo: model.graph.valueInfo.filter((v) => seen.has(v.name) && v.name !== tensor),
+      valueInfo: model.graph.valueInfo.filter(
+        (v) => seen.has(v.name) && v.name !== tensor && v.name !== from,
+      ),
     },
   };
 }
