@@ -73,4 +73,7 @@ test('ResNet18 from its layer3 output to its features equals the whole network a
     cutAt(model, features).graph.nodes.length,
   );
   assert.throws(() => cutAt(model, cut, null, features), { code: 'MODEL_INVALID' });
+  // Inside a residual block the shortcut passes the block's first convolution by: not a closed part.
+  const conv = between.graph.nodes.find((n) => n.opType === 'Conv')?.outputs[0] as string;
+  assert.throws(() => cutAt(model, features, null, conv), /other than through/);
 });

@@ -79,6 +79,12 @@ export function cutAt(
   const inputs = model.graph.inputs.filter((i) => seen.has(i.name) || inits.has(i.name));
   if (from !== null && !seen.has(from))
     throw new FewShotError('MODEL_INVALID', `${tensor} does not depend on "${from}".`);
+  const bypass = inputs.find((i) => i.name !== from && !inits.has(i.name));
+  if (from !== null && bypass)
+    throw new FewShotError(
+      'MODEL_INVALID',
+      `${tensor} depends on "${bypass.name}" other than through "${from}".`,
+    );
   if (from !== null && !inputs.some((i) => i.name === from)) {
     inputs.unshift({ name: from, elemType: DataType.FLOAT, shape: null });
   }
