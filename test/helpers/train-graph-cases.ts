@@ -247,6 +247,16 @@ export const CASES: Case[] = [
     input: [3, 2, 7, 7],
     build: (n) => n.conv(n.conv('image', 3, 1, { bias: true }), 3, 3, { stride: 2, pad: 1, group: 3 }),
   },
+  {
+    op: 'depthwise Conv 3×3 stride 1 pad 1',
+    input: [3, 2, 6, 6],
+    build: (n) => n.conv(n.conv('image', 4, 1, { bias: true }), 4, 3, { pad: 1, group: 4 }),
+  },
+  {
+    op: 'depthwise Conv 3×3 stride 1 dilation 2',
+    input: [3, 2, 8, 8],
+    build: (n) => n.conv(n.conv('image', 3, 1), 3, 3, { pad: 2, dilation: 2, group: 3 }),
+  },
   { op: 'Conv with bias', input: [3, 2, 5, 5], build: (n) => n.conv('image', 3, 3, { pad: 1, bias: true }) },
   {
     op: 'BatchNormalization frozen',

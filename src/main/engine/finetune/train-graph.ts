@@ -752,26 +752,26 @@ function convBackward(
       );
     }
   } else {
-    // Depthwise: one strided window of the padded input per kernel tap, times the output gradient.
-    const padded = pt + pl + pb + pr > 0 ? b.op('Pad', [x, b.ints([0, 0, pt, pl, 0, 0, pb, pr])]) : x;
-    const taps: string[] = [];
-    for (let i = 0; i < kh; i++)
-      for (let j = 0; j < kw; j++) {
-        const window = b.op('Slice', [
-          padded,
-          b.ints([i * dh, j * dw]),
-          b.ints([i * dh + sh * (ho - 1) + 1, j * dw + sw * (wo - 1) + 1]),
-          b.ints([2, 3]),
-          b.ints([sh, sw]),
-        ]);
-        taps.push(b.op('ReduceSum', [b.op('Mul', [window, gy]), b.ints(nchw)], { keepdims: 1 }));
-      }
-    // taps: [1, C, 1, 1] each → [C, 1, kh, kw]
-    const stacked = b.op('Concat', taps, { axis: 0 }); // [kh·kw, C, 1, 1]
+    // Depthwise: the runtime gathers each channel's patches (a grouped convolution with one-hot kernels,
+    // [N, C·k², Ho·Wo]), and one batched product per image and channel with the output gradient reads
+    // them once — no per-tap window copies or products written out.
+    const k2 = kh * kw;
+    const onehot = new Float32Array(cin * k2 * k2);
+    for (let i = 0; i < cin; i++) for (let t = 0; t < k2; t++) onehot[(i * k2 + t) * k2 + t] = 1;
+    const patches = b.op('Conv', [x, b.floats(onehot, [cin * k2, 1, kh, kw])], {
+      kernel_shape: [kh, kw],
+      strides: [sh, sw],
+      dilations: [dh, dw],
+      pads: [pt, pl, pb, pr],
+      group: cin,
+    });
+    const p4 = b.op('Reshape', [patches, b.ints([0, cin, k2, ho * wo])]);
+    const g4 = b.op('Reshape', [gy, b.ints([0, cout, ho * wo, 1])]);
+    const perImage = b.op('MatMul', [p4, g4]); // [N, C, k², 1]
     addGrad(
       weight,
       b.op('Reshape', [
-        b.op('Transpose', [b.op('Reshape', [stacked, b.ints([kh * kw, cout])])], { perm: [1, 0] }),
+        b.op('ReduceSum', [perImage, b.ints([0])], { keepdims: 0 }),
         b.ints([cout, 1, kh, kw]),
       ]),
     );
@@ -802,6 +802,30 @@ function convBackward(
     ]);
     const dxt = b.op('Reshape', [b.op('MatMul', [wt, patches]), b.ints([cin, h, w, -1])]);
     addGrad(x, b.op('Transpose', [dxt], { perm: [3, 0, 1, 2] }));
+    return;
+  }
+  if (group > 1 && group === cin && group === cout && sh === 1 && sw === 1 && full) {
+    // Depthwise with stride 1: the forward depthwise convolution of dY with each channel's kernel turned
+    // by 180° (the runtime's transposed grouped convolution is many times slower).
+    const flippedKernel = b.op('Reshape', [
+      b.op('Slice', [
+        b.op('Reshape', [weight, b.ints([cout, 1, kh * kw])]),
+        b.ints([-1]),
+        b.ints([-(kh * kw) - 1]),
+        b.ints([2]),
+        b.ints([-1]),
+      ]),
+      b.ints([cin, 1, kh, kw]),
+    ]);
+    addGrad(
+      x,
+      b.op('Conv', [gy, flippedKernel], {
+        kernel_shape: [kh, kw],
+        pads: [padT, padL, padB, padR],
+        dilations: [dh, dw],
+        group,
+      }),
+    );
     return;
   }
   // Input gradient: with stride 1 a forward convolution with the flipped, transposed kernel; otherwise the
