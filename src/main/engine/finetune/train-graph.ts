@@ -734,15 +734,7 @@ function convBackward(
       // Large maps: the runtime gathers the patches itself (a grouped convolution with one-hot kernels),
       // then one product per image, [I·k², Ho·Wo] × [Ho·Wo, O], summed over the batch.
       const k2 = kh * kw;
-      const onehot = new Float32Array(cin * k2 * k2);
-      for (let i = 0; i < cin; i++) for (let t = 0; t < k2; t++) onehot[(i * k2 + t) * k2 + t] = 1;
-      const patches = b.op('Conv', [x, b.floats(onehot, [cin * k2, 1, kh, kw])], {
-        kernel_shape: [kh, kw],
-        strides: [sh, sw],
-        dilations: [dh, dw],
-        pads: [pt, pl, pb, pr],
-        group: cin,
-      });
+      const patches = patchGather(b, x, cin, win);
       const p3 = b.op('Reshape', [patches, b.ints([0, cin * k2, ho * wo])]);
       const dyT = b.op('Transpose', [b.op('Reshape', [gy, b.ints([0, cout, ho * wo])])], { perm: [0, 2, 1] });
       const dwT = b.op('ReduceSum', [b.op('MatMul', [p3, dyT]), b.ints([0])], { keepdims: 0 }); // [I·k², O]
@@ -756,15 +748,7 @@ function convBackward(
     // [N, C·k², Ho·Wo]), and one batched product per image and channel with the output gradient reads
     // them once — no per-tap window copies or products written out.
     const k2 = kh * kw;
-    const onehot = new Float32Array(cin * k2 * k2);
-    for (let i = 0; i < cin; i++) for (let t = 0; t < k2; t++) onehot[(i * k2 + t) * k2 + t] = 1;
-    const patches = b.op('Conv', [x, b.floats(onehot, [cin * k2, 1, kh, kw])], {
-      kernel_shape: [kh, kw],
-      strides: [sh, sw],
-      dilations: [dh, dw],
-      pads: [pt, pl, pb, pr],
-      group: cin,
-    });
+    const patches = patchGather(b, x, cin, win);
     const p4 = b.op('Reshape', [patches, b.ints([0, cin, k2, ho * wo])]);
     const g4 = b.op('Reshape', [gy, b.ints([0, cout, ho * wo, 1])]);
     const perImage = b.op('MatMul', [p4, g4]); // [N, C, k², 1]
@@ -863,6 +847,24 @@ function convBackward(
       ],
     }),
   );
+}
+
+/**
+ * Every channel's patches as [N, C·kh·kw, Ho, Wo], gathered by the runtime: a grouped convolution whose
+ * kernels are one-hot (tap t of channel c copies that tap into output channel c·k² + t).
+ */
+function patchGather(b: GraphBuilder, x: string, cin: number, win: Window): string {
+  const [kh, kw] = win.kernel;
+  const k2 = kh * kw;
+  const onehot = new Float32Array(cin * k2 * k2);
+  for (let i = 0; i < cin; i++) for (let t = 0; t < k2; t++) onehot[(i * k2 + t) * k2 + t] = 1;
+  return b.op('Conv', [x, b.floats(onehot, [cin * k2, 1, kh, kw])], {
+    kernel_shape: [kh, kw],
+    strides: win.strides,
+    dilations: win.dilations,
+    pads: win.pads,
+    group: cin,
+  });
 }
 
 /** Convolutions on small maps run as batch-wide matrix products (ORT's per-image products are thin there). */
