@@ -77,6 +77,8 @@ export function cutAt(
   };
   const inits = new Set(initializers.map((t) => t.name));
   const inputs = model.graph.inputs.filter((i) => seen.has(i.name) || inits.has(i.name));
+  if (from !== null && nodes.some((n) => n.outputs.includes(from)))
+    throw new FewShotError('MODEL_INVALID', `"${from}" comes from a node the part after it also needs.`);
   if (from !== null && !seen.has(from))
     throw new FewShotError('MODEL_INVALID', `${tensor} does not depend on "${from}".`);
   const bypass = inputs.find((i) => i.name !== from && !inits.has(i.name));
@@ -86,7 +88,8 @@ export function cutAt(
       `${tensor} depends on "${bypass.name}" other than through "${from}".`,
     );
   if (from !== null && !inputs.some((i) => i.name === from)) {
-    inputs.unshift({ name: from, elemType: DataType.FLOAT, shape: null });
+    const known = model.graph.valueInfo.find((v) => v.name === from);
+    inputs.unshift(known ?? { name: from, elemType: DataType.FLOAT, shape: null });
   }
   return {
     ...model,
