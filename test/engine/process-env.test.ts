@@ -75,8 +75,9 @@ test(
     const plain = { ...process.env, GLIBC_TUNABLES: '', FEWSHOT_MALLOC: 'default' };
     const without = faults(plain);
     const withTunables = faults(withMallocTunables({ ...process.env, GLIBC_TUNABLES: '' }, 'linux'));
-    // Without: every run faults its output's 4,096 pages in (30 runs: 60–120 k). With: a few hundred.
-    assert.ok(without > 30 * 1000, `without the tunables: ${without} faults`);
+    // Without: runs fault much of their output's 4,096 pages in again (30 runs: 20–90 k here, as glibc's
+    // adaptive threshold allows). With: a few dozen.
+    assert.ok(without > 30 * 256, `without the tunables: ${without} faults`);
     assert.ok(withTunables < without / 10, `with the tunables: ${withTunables} faults, without: ${without}`);
   },
 );
