@@ -15,6 +15,7 @@ import {
 } from '../../src/main/engine/onnx/model.ts';
 import { Rng } from '../../src/main/engine/random.ts';
 import { buildTrainGraphs, type TrainGraphs } from '../../src/main/engine/finetune/train-graph.ts';
+import { NCHWC_DOMAIN, nchwcBlockSize } from '../../src/main/engine/onnx/nchwc.ts';
 import {
   newKinks,
   referenceForward,
@@ -128,6 +129,9 @@ function batchLabels(rng: Rng, N: number, K: number): { targets: Float32Array; s
 
 // ---------- the training graph ----------
 
+/** This runtime's NCHWc block size (0: it has no such kernels, and the NCHWc cases check plain ones). */
+const NCHWC_BLOCK = await nchwcBlockSize();
+
 interface Setup {
   b: Built;
   graphs: TrainGraphs;
@@ -154,6 +158,7 @@ function setup(c: Case, optimizer: 'adam' | 'sgd' = 'adam'): Setup {
     centre,
     optimizer,
     adaptBatchNorm: c.adaptBatchNorm ?? false,
+    nchwcBlock: c.nchwc ? NCHWC_BLOCK : 0,
     outputGradients: true,
   });
   const inits = new Map(b.model.graph.initializers.map((t) => [t.name, tensorFloats(t)]));
@@ -265,6 +270,15 @@ function sample(n: number, limit: number, rng: Rng): number[] {
 for (const c of CASES.filter((x) => !x.forwardOnly)) {
   test(`step graph gradients equal finite differences: ${c.op}`, async (t) => {
     const s = setup(c);
+    if (c.nchwc) {
+      const blocked = s.graphs.step.graph.nodes.filter(
+        (n) => n.domain === NCHWC_DOMAIN && n.opType === 'Conv',
+      );
+      if (NCHWC_BLOCK === 0)
+        t.diagnostic('SKIPPED: this runtime has no NCHWc kernels; plain convolutions checked');
+      // Three forward convolutions and two input gradients.
+      else assert.equal(blocked.length, 5, `${c.op}: ${blocked.length} convolutions on the NCHWc kernels`);
+    }
     const out = await runOrt(s.graphs.step, feedsFor(s.graphs.step, s, PLAIN));
     const params = new Map([...s.values, ...s.statistics].map(([k, v]) => [k, Float64Array.from(v)]));
     const mode = c.adaptBatchNorm ? 'batch' : 'running';

@@ -211,6 +211,8 @@ export interface Case {
   xScale?: number;
   classes?: number;
   opset?: number;
+  /** The graphs ask for ONNX Runtime's NCHWc convolution kernels (where this runtime has them). */
+  nchwc?: boolean;
   /** Checked against ORT's inference only (no gradient case). */
   forwardOnly?: boolean;
 }
@@ -258,6 +260,19 @@ export const CASES: Case[] = [
     build: (n) => n.conv(n.conv('image', 3, 1), 3, 3, { pad: 2, dilation: 2, group: 3 }),
   },
   { op: 'Conv with bias', input: [3, 2, 5, 5], build: (n) => n.conv('image', 3, 3, { pad: 1, bias: true }) },
+  {
+    // Maps above the batch-wide product's 196 pixels, channels in whole blocks of 8 and 16: the forward
+    // convolutions and the stride-1 input gradients run on the blocked kernels, the stem from 3 channels.
+    op: 'Conv on NCHWc kernels: 7×7 stride 2 from 3 channels, 3×3 16 → 32 → 16',
+    input: [1, 3, 29, 29],
+    nchwc: true,
+    build: (n) => {
+      // No Relu between: with thousands of activations some would lie within the finite difference's
+      // reach of the kink.
+      const stem = n.conv('image', 16, 7, { stride: 2, pad: 3 });
+      return n.conv(n.conv(stem, 32, 3, { pad: 1, bias: true }), 16, 3, { pad: 1 });
+    },
+  },
   {
     op: 'BatchNormalization frozen',
     input: [3, 2, 6, 6],

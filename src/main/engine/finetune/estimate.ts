@@ -11,6 +11,8 @@ import { DEFAULT_AUGMENT } from '../../../shared/augment.ts';
 import { windowed } from '../image/windowing.ts';
 import { findFeatureTensor } from '../onnx/graph.ts';
 import { encodeModel } from '../onnx/model.ts';
+import { nchwcBlockSize } from '../onnx/nchwc.ts';
+import { resolveDevice } from '../onnx/providers.ts';
 import { defaultThreads, deviceLabel, ort, QueuedSession } from '../onnx/session.ts';
 import { Rng } from '../random.ts';
 import { prefixInputs, type CachedInput } from './prefix.ts';
@@ -91,6 +93,7 @@ export async function measureFinetune(
     classes: C,
     optimizer: 'adam',
     adaptBatchNorm: options.adaptBatchNorm ?? false,
+    nchwcBlock: (await resolveDevice(session.device)).provider === 'cpu' ? await nchwcBlockSize() : 0,
   });
   const step = await QueuedSession.create(encodeModel(graphs.step), {
     ...session,

@@ -15,6 +15,7 @@ import { classifierGraph } from '../classify/classifier-graph.ts';
 import { fitLinear, type LinearHead } from '../classify/heads.ts';
 import { cutAt, withInitializers } from '../onnx/graph.ts';
 import { encodeModel, type OnnxModel } from '../onnx/model.ts';
+import { nchwcBlockSize } from '../onnx/nchwc.ts';
 import { resolveDevice } from '../onnx/providers.ts';
 import { defaultThreads, deviceLabel, QueuedSession, ort, type Placement } from '../onnx/session.ts';
 import { Rng } from '../random.ts';
@@ -225,10 +226,15 @@ export async function finetune(
     await probeSession.release();
   }
   const probe = fitLinear({ x: initial, y: labels, classes }, { seed });
-  const graphs = buildTrainGraphs({ ...spec, centre: Float32Array.from(probe.centre) });
-  // On the CPU, several steps run in one call (step-loop.ts): the weights and optimiser state stay in the
-  // runtime between them instead of being copied out and back every step.
+  // On the CPU, convolutions run on the runtime's blocked-layout kernels (onnx/nchwc.ts), and several steps
+  // run in one call (step-loop.ts): the weights and optimiser state stay in the runtime between them
+  // instead of being copied out and back every step.
   const onCpu = (await resolveDevice(session.device)).provider === 'cpu';
+  const graphs = buildTrainGraphs({
+    ...spec,
+    centre: Float32Array.from(probe.centre),
+    nchwcBlock: onCpu ? await nchwcBlockSize() : 0,
+  });
   const chunk = onCpu ? (options.stepsPerCall ?? stepsPerCall(graphs.forwardMacs * batchSize)) : 1;
   const loop = chunk > 1 ? loopSteps(graphs.step, PER_STEP) : null;
   const stepSession = await QueuedSession.create(encodeModel(loop?.model ?? graphs.step), {

@@ -44,15 +44,21 @@ export class GraphBuilder {
   /** One node; returns its output names (`outputs` of them, named after the op). */
   node(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, outputs = 1): string[] {
     const outs = Array.from({ length: outputs }, () => this.fresh(opType));
-    this.nodes.push({
-      name: this.fresh(`${opType}_node`),
-      opType,
-      domain: '',
-      inputs,
-      outputs: outs,
-      attributes: Object.entries(attrs).map(([k, v]) => toAttribute(k, v)),
-    });
+    this.named(opType, inputs, outs, attrs);
     return outs;
+  }
+
+  /** A one-output node of an operator set other than ONNX's own (`domain`, version 1). */
+  opIn(
+    domain: string,
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    output?: string,
+  ): string {
+    const out = output ?? this.fresh(opType);
+    this.named(opType, inputs, [out], attrs, domain);
+    return out;
   }
 
   /** A one-output node. */
@@ -61,11 +67,17 @@ export class GraphBuilder {
   }
 
   /** A node writing to given output names (forward ops that keep the backbone's tensor names). */
-  named(opType: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}): void {
+  named(
+    opType: string,
+    inputs: string[],
+    outputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    domain = '',
+  ): void {
     this.nodes.push({
       name: this.fresh(`${opType}_node`),
       opType,
-      domain: '',
+      domain,
       inputs,
       outputs,
       attributes: Object.entries(attrs).map(([k, v]) => toAttribute(k, v)),
@@ -139,7 +151,13 @@ export class GraphBuilder {
     const initializers = this.initializers.filter((t) => used.has(t.name));
     return {
       irVersion: 8,
-      opsets: [{ domain: '', version: opset }],
+      opsets: [
+        { domain: '', version: opset },
+        ...[...new Set(this.nodes.map((n) => n.domain).filter((d) => d !== ''))].map((domain) => ({
+          domain,
+          version: 1,
+        })),
+      ],
       producerName: 'fewshot-lab',
       producerVersion: '1',
       docString: '',
