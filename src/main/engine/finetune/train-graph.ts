@@ -782,7 +782,29 @@ function convBackward(
   const padB = h - ho + dh * (kh - 1) - padT;
   const padR = w - wo + dw * (kw - 1) - padL;
   const full = Math.min(padT, padL, padB, padR) >= 0;
-  if (batchGemm(n, win, yShape) && sh === 1 && sw === 1 && full) {
+  const stride1 = group === 1 && sh === 1 && sw === 1 && full;
+  const small = batchGemm(n, win, yShape);
+  if (stride1 && !small && block > 0 && cin % block === 0 && cout % block === 0) {
+    // On the blocked kernels: dY convolved with the kernel turned by 180° and its channel axes swapped,
+    // written straight into their filter layout [I/B, O/B, kh·kw, B_o, B_i] (one reversed slice, one
+    // transpose). Not for small maps: their weights are large (layer4: 9 MiB), and the runtime's general
+    // transpose moves them at ~1 GB/s, more than the product over dY's patches below costs.
+    const reversed = b.op('Slice', [
+      b.op('Reshape', [weight, b.ints([cout / block, block, cin / block, block, kh * kw])]),
+      b.ints([-1]),
+      b.ints([-(kh * kw) - 1]),
+      b.ints([4]),
+      b.ints([-1]),
+    ]);
+    const filter = b.op('Reshape', [
+      b.op('Transpose', [reversed], { perm: [2, 0, 4, 1, 3] }),
+      b.ints([cin, cout, kh, kw]),
+    ]);
+    const attrs = { kernel_shape: [kh, kw], pads: [padT, padL, padB, padR], dilations: [dh, dw] };
+    addGrad(x, conv(b, [gy, filter], attrs, [cout, cin], block, undefined, true));
+    return;
+  }
+  if (small && stride1) {
     // Small maps: the forward convolution of dY with the flipped, transposed kernel, as one batch-wide
     // product over dY's patches (gathered in flipped tap order, so the kernel needs only its two channel
     // axes swapped). Cheaper than scattering the patches' gradient back (col2im), which writes one
@@ -829,7 +851,7 @@ function convBackward(
   }
   // Input gradient: with stride 1 a forward convolution with the flipped, transposed kernel; otherwise the
   // transposed convolution.
-  if (group === 1 && sh === 1 && sw === 1 && full) {
+  if (stride1) {
     // [O, C, kh, kw] → [C, O, kh, kw] with the kernel turned by 180°: one transpose of [O, C, kh·kw] and
     // one reversed slice of its last axis.
     const wt = b.op('Reshape', [
@@ -885,27 +907,35 @@ function conv(
   [cin, cout]: [number, number],
   block: number,
   output?: string,
+  /** The weights come in the blocked kernels' layout already (they run there: the caller checked). */
+  laidOut = false,
 ): string {
   const [x, w, ...bias] = inputs as [string, string, ...string[]];
   const [kh, kw] = attrs.kernel_shape as [number, number];
   const blocked =
-    (attrs.group ?? 1) === 1 && block > 0 && cout % block === 0 && (cin % block === 0 || cin < block);
+    laidOut ||
+    ((attrs.group ?? 1) === 1 && block > 0 && cout % block === 0 && (cin % block === 0 || cin < block));
   if (!blocked) {
     const out = output ?? b.fresh('Conv');
     b.named('Conv', inputs, [out], attrs);
     return out;
   }
   const whole = cin % block === 0;
-  const filter = b.op('Reshape', [
-    whole
-      ? b.op('Transpose', [b.op('Reshape', [w, b.ints([cout / block, block, cin / block, block, kh, kw])])], {
-          perm: [0, 2, 4, 5, 3, 1],
-        })
-      : b.op('Transpose', [b.op('Reshape', [w, b.ints([cout / block, block, cin, kh, kw])])], {
-          perm: [0, 2, 3, 4, 1],
-        }),
-    b.ints([cout, cin, kh, kw]),
-  ]);
+  const k2 = kh * kw;
+  // [O, I, kh, kw] as [O/B, B_o, I/B, B_i, kh·kw] → [O/B, I/B, kh·kw, B_i, B_o]; with fewer input channels
+  // than a block, [O/B, B_o, I·kh·kw] → [O/B, I·kh·kw, B_o].
+  const filter = laidOut
+    ? w
+    : b.op('Reshape', [
+        whole
+          ? b.op('Transpose', [b.op('Reshape', [w, b.ints([cout / block, block, cin / block, block, k2])])], {
+              perm: [0, 2, 4, 3, 1],
+            })
+          : b.op('Transpose', [b.op('Reshape', [w, b.ints([cout / block, block, cin * k2])])], {
+              perm: [0, 2, 1],
+            }),
+        b.ints([cout, cin, kh, kw]),
+      ]);
   const xb = whole ? b.opIn(NCHWC_DOMAIN, 'ReorderInput', [x]) : x;
   const yb = b.opIn(NCHWC_DOMAIN, 'Conv', [xb, filter, ...bias], attrs);
   return b.opIn(NCHWC_DOMAIN, 'ReorderOutput', [yb], { channels: cout }, output);
