@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sizeLimitation } from '../../src/main/engine/export/model-card.ts';
-import { pct, score, shortenPath } from '../../src/main/engine/report/format.ts';
+import {
+  linesAtSlashes,
+  pct,
+  score,
+  shortenMiddle,
+  shortenPath,
+} from '../../src/main/engine/report/format.ts';
 import type { ModelRecord } from '../../src/shared/results.ts';
 
 test('a share reads 100 % or 0 % only when it is exactly that', () => {
@@ -23,7 +29,24 @@ test('a long path is shortened in the middle, the file name kept whole', () => {
   const s = shortenPath(long, fits(30));
   assert.ok(s.length <= 30, s);
   assert.ok(s.startsWith('run-12/') && s.endsWith('/cell 7.png'), s);
-  assert.equal(shortenPath(long, fits(5)), '…/cell 7.png');
+  assert.equal(shortenPath(long, fits(12)), '…/cell 7.png');
+  // A file name too long for the space left loses its middle, not its extension.
+  const cut = shortenPath(long, fits(9));
+  assert.ok(cut.length <= 9 && cut.startsWith('…/c') && cut.endsWith('png'), cut);
+  assert.equal(shortenPath('a-very-long-file-name.png', fits(12)), 'a-very…e.png');
+});
+
+test('a long name loses its middle; lines break only after a slash', () => {
+  const fits = (n: number) => (s: string) => s.length <= n;
+  assert.equal(shortenMiddle('Neutrophil', fits(20)), 'Neutrophil');
+  assert.equal(shortenMiddle('Neutrophil-band-form', fits(9)), 'Neut…form');
+  assert.equal(shortenMiddle('Neutrophil', fits(0)), '…');
+  assert.deepEqual(linesAtSlashes('run-12/slide 3/cell 7.png', fits(16), 2), [
+    'run-12/slide 3/',
+    'cell 7.png',
+  ]);
+  assert.equal(linesAtSlashes('run-12/slide 3/cell 7.png', fits(9), 2), null);
+  assert.equal(linesAtSlashes('a/averyveryverylongname.png', fits(10), 3), null);
 });
 
 function metrics(lo: number, hi: number): NonNullable<ModelRecord['metrics']> {

@@ -154,6 +154,74 @@ test(
 );
 
 test(
+  'long class and file names lose their middle in the report, and no caption or matrix label splits a word',
+  { skip, timeout: 120_000 },
+  async () => {
+    const long = 'Neutrophil-band-form-segmented-leukocyte';
+    const base = tmpDir('fsl-long-names-');
+    for (const [cls, name] of [
+      ['WBC', long],
+      ['RBC', 'RBC'],
+      ['Platelets', 'Platelets'],
+    ] as const) {
+      const dir = path.join(base, name, 'scanner-run-2024-05-17', 'slide-00012');
+      fs.mkdirSync(dir, { recursive: true });
+      for (const f of fs.readdirSync(path.join(BCCD, cls)).sort().slice(0, 12))
+        fs.copyFileSync(
+          path.join(BCCD, cls, f),
+          path.join(dir, `averyveryverylongfilenamewithoutanybreaks_${f}`),
+        );
+    }
+    const p = Project.create(path.join(tmpDir(), 'long.fsl'));
+    try {
+      await importFolder(p, base, {});
+      // Two of the long-named class filed under RBC: misclassified, so their captions are drawn.
+      const wbc = p.images.list().filter((i) => i.relPath.startsWith(long));
+      p.images.relabel(
+        wbc.slice(0, 2).map((i) => i.id),
+        'RBC',
+      );
+      const id = (await trainModel(p, backbone, { strategy: 'linear', seed: 3 })).modelId;
+      const { model } = loadHead(p, id);
+      const review = await computeReview(p, backbone, model);
+      const warnings = await datasetWarnings(p, await loadDataset(p, backbone));
+      const out = path.join(tmpDir(), 'long.pdf');
+      fs.writeFileSync(
+        out,
+        await renderEvaluationReport({ project: p, ...review, warnings, compress: false }),
+      );
+      const lines = pdfText(out, ['-raw']).split('\n');
+      const captions = lines.filter((l) => l.startsWith('true: ') || l.startsWith('predicted: '));
+      assert.ok(captions.length >= 4, `${captions.length} caption lines`);
+      // Each caption line is whole: a class name either complete or cut in its middle, never wrapped.
+      for (const c of captions)
+        assert.match(c, /^(true|predicted): (RBC|Platelets|Neutr\S*…\S*)( \([\d.]+ %\))?$/, c);
+      lines.forEach((l, i) => {
+        if (l.startsWith('true: ')) assert.match(lines[i + 1] ?? '', /^predicted: /, `after ${l}`);
+      });
+      const files = lines.filter((l) => l.startsWith('averyvery'));
+      assert.ok(files.length >= 2);
+      for (const f of files) assert.match(f, /^averyvery\S*…\S*\.jpg$/, f);
+      // The matrix labels: shortened to their cells, nothing left over from a wrapped name (the per-class
+      // table above them wraps names whole at their hyphens).
+      const matrix = lines.slice(lines.indexOf('Confusion matrix'), lines.indexOf('Misclassified examples'));
+      assert.ok(matrix.length > 3, 'the matrix section');
+      assert.ok(
+        matrix.some((l) => /^Neut\S*…\S*yte Platelets RBC$/.test(l)),
+        'shortened column labels',
+      );
+      assert.ok(
+        matrix.some((l) => /^Neut\S*…\S* \d+ \d+ \d+$/.test(l)),
+        'a shortened row label',
+      );
+      assert.ok(!matrix.some((l) => /^(band|form|segmented|leukocyte)\b/.test(l)), 'a label wrapped');
+    } finally {
+      p.close();
+    }
+  },
+);
+
+test(
   'the batch report and CSV name files relative to the folder only',
   { skip, timeout: 120_000 },
   async () => {

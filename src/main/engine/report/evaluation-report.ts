@@ -15,7 +15,7 @@ import { calibrationLabel, estimateLabel, protocolLabel } from '../../../shared/
 import { isFinetuned } from '../../../shared/strategies.ts';
 import { decoder } from '../image/decode.ts';
 import { softwareVersions } from '../versions.ts';
-import { pct, pctNumber, points, score, shortenPath } from './format.ts';
+import { linesAtSlashes, pct, pctNumber, points, score, shortenMiddle, shortenPath } from './format.ts';
 import {
   ensureSpace,
   finish,
@@ -146,20 +146,27 @@ function drawMatrix(
     .text(at.title, left, at.top, { width: classes.length * cell, height: TITLE_HEIGHT - 14 });
   const top = at.top + TITLE_HEIGHT;
   doc.font('body').fontSize(8);
+  // A class name too wide for its column or the row labels loses its middle (PDFKit would wrap it at a
+  // hyphen into the cells below); the per-class table above has every name whole.
+  const fitted = (c: string, width: number): string =>
+    shortenMiddle(c, (t) => doc.widthOfString(`${t}\n`) <= width);
   classes.forEach((c, j) =>
-    doc
-      .fillColor('#000')
-      .text(c, left + j * cell, top - 12, { width: cell, align: 'center', lineBreak: false, ellipsis: true }),
+    doc.fillColor('#000').text(fitted(c, cell - 2), left + j * cell, top - 12, {
+      width: cell,
+      align: 'center',
+      lineBreak: false,
+    }),
   );
   m.forEach((row, i) => {
     const sum = row.reduce((a, b) => a + b, 0);
     if (at.rowLabels)
-      doc.fillColor('#000').text(classes[i] as string, MARGIN, top + i * cell + cell / 2 - 4, {
-        width: LABEL_WIDTH,
-        align: 'right',
-        lineBreak: false,
-        ellipsis: true,
-      });
+      doc
+        .fillColor('#000')
+        .text(fitted(classes[i] as string, LABEL_WIDTH), MARGIN, top + i * cell + cell / 2 - 4, {
+          width: LABEL_WIDTH,
+          align: 'right',
+          lineBreak: false,
+        });
     row.forEach((n, j) => {
       const share = sum ? n / sum : 0;
       const colour = i === j ? [27, 127, 59] : [198, 40, 40];
@@ -239,13 +246,23 @@ const CAPTION_WIDTH = THUMB + GAP - 6;
 /** The caption under a misclassified thumbnail: where the file is, its true and predicted class. */
 function thumbCaption(doc: Doc, relPath: string | null, truth: string, predicted: string, p: number): string {
   doc.font('body').fontSize(7);
-  // The path may take two lines (it wraps after a "/"); a longer one loses folders from its middle.
-  const twoLines = doc.heightOfString('x\nx', { width: CAPTION_WIDTH });
+  // Every line is laid out here so that none needs wrapping (which would split a word): the path in up to
+  // two lines broken after a "/", losing folders from its middle (then its file name's middle) when
+  // longer; a class name too long for its line loses its middle.
+  // (PDFKit's wrapping counts the line's newline as a glyph, so it is measured with it.)
+  const fits = (line: string): boolean => doc.widthOfString(`${line}\n`) <= CAPTION_WIDTH;
   const where =
     relPath === null
-      ? '(image no longer in the project)'
-      : shortenPath(relPath, (t) => doc.heightOfString(t, { width: CAPTION_WIDTH }) <= twoLines);
-  return `${where}\ntrue: ${truth}\npredicted: ${predicted} (${pct(p)})`;
+      ? ['(image no longer in the project)']
+      : (linesAtSlashes(
+          shortenPath(relPath, (t) => linesAtSlashes(t, fits, 2) !== null),
+          fits,
+          2,
+        ) ?? ['…']);
+  const chance = ` (${pct(p)})`;
+  const t = shortenMiddle(truth, (c) => fits(`true: ${c}`));
+  const q = shortenMiddle(predicted, (c) => fits(`predicted: ${c}${chance}`));
+  return [...where, `true: ${t}`, `predicted: ${q}${chance}`].join('\n');
 }
 
 /** Thumbnails of misclassified test images in rows of four, a row moving to the next page whole. */

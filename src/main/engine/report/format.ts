@@ -41,14 +41,29 @@ export function points(x: number): string {
 }
 
 /**
+ * `text` cut in its middle with "…" until `fits` accepts it, its beginning and end kept (a file name keeps
+ * its extension): "Neutrophil-ba…nd-form.png".
+ */
+export function shortenMiddle(text: string, fits: (s: string) => boolean): string {
+  if (fits(text)) return text;
+  const chars = Array.from(text);
+  for (let keep = chars.length - 1; keep >= 1; keep--) {
+    const tail = Math.floor(keep / 2);
+    const s = `${chars.slice(0, keep - tail).join('')}…${tail ? chars.slice(-tail).join('') : ''}`;
+    if (fits(s)) return s;
+  }
+  return '…';
+}
+
+/**
  * A path shortened in the middle to fit `fits`, keeping its first folder and the file name whole:
- * "run-12/…/slide 3/cell 7.png". The file name is never cut, even when it alone does not fit.
+ * "run-12/…/slide 3/cell 7.png". The file name itself is cut in its middle only when `…/name` does not fit.
  */
 export function shortenPath(relPath: string, fits: (s: string) => boolean): string {
   if (fits(relPath)) return relPath;
   const parts = relPath.split('/');
   const name = parts.pop() as string;
-  if (!parts.length) return name;
+  if (!parts.length) return shortenMiddle(name, fits);
   // Drop folders from the middle outwards until it fits; the first folder goes last.
   const head = parts.slice(0, 1);
   const rest = parts.slice(1);
@@ -63,5 +78,25 @@ export function shortenPath(relPath: string, fits: (s: string) => boolean): stri
     const s = `${first.slice(0, n)}…/${name}`;
     if (fits(s)) return s;
   }
-  return `…/${name}`;
+  return fits(`…/${name}`) ? `…/${name}` : `…/${shortenMiddle(name, (n) => fits(`…/${n}`))}`;
+}
+
+/**
+ * `text` as lines that each satisfy `fits`, broken only after a "/" (so no word is split), or null when
+ * that takes more than `max` lines or one piece alone does not fit.
+ */
+export function linesAtSlashes(text: string, fits: (line: string) => boolean, max: number): string[] | null {
+  const lines: string[] = [];
+  let line = '';
+  for (const piece of text.split(/(?<=\/)/)) {
+    if (fits(line + piece)) {
+      line += piece;
+      continue;
+    }
+    if (!line || !fits(piece)) return null;
+    lines.push(line);
+    line = piece;
+  }
+  lines.push(line);
+  return lines.length <= max ? lines : null;
 }
