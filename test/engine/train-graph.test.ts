@@ -279,6 +279,12 @@ for (const c of CASES.filter((x) => !x.forwardOnly)) {
       // Three forward convolutions and two input gradients.
       else assert.equal(blocked.length, 5, `${c.op}: ${blocked.length} convolutions on the NCHWc kernels`);
     }
+    if (c.folded)
+      for (const g of [s.graphs.step, s.graphs.evaluate])
+        assert.ok(
+          !g.graph.nodes.some((n) => n.opType === 'BatchNormalization'),
+          `${c.op}: a BatchNorm was not folded into its convolution`,
+        );
     const out = await runOrt(s.graphs.step, feedsFor(s.graphs.step, s, PLAIN));
     const params = new Map([...s.values, ...s.statistics].map(([k, v]) => [k, Float64Array.from(v)]));
     const mode = c.adaptBatchNorm ? 'batch' : 'running';

@@ -211,6 +211,8 @@ export interface Case {
   xScale?: number;
   classes?: number;
   opset?: number;
+  /** Every BatchNorm is frozen after a convolution, so the graphs fold them all into the convolutions. */
+  folded?: boolean;
   /** The graphs ask for ONNX Runtime's NCHWc convolution kernels (where this runtime has them). */
   nchwc?: boolean;
   /** Checked against ORT's inference only (no gradient case). */
@@ -276,6 +278,7 @@ export const CASES: Case[] = [
   {
     op: 'BatchNormalization frozen',
     input: [3, 2, 6, 6],
+    folded: true,
     build: (n) => n.bn(n.conv('image', 3, 3, { pad: 1 })),
   },
   {
@@ -342,6 +345,17 @@ export const CASES: Case[] = [
     build: (n) => {
       n.cut = n.relu(n.conv('image', 3, 3, { pad: 1 }));
       return n.conv(n.cut, 3, 3, { stride: 2, pad: 1, bias: true });
+    },
+  },
+  {
+    // Frozen BatchNorm after a convolution is folded into it; the convolution here has a bias too.
+    op: 'basic block (Conv, BN, Relu, MaxPool, Add) with frozen BatchNorm folded into the convolutions',
+    input: [3, 2, 9, 9],
+    folded: true,
+    build: (n) => {
+      const stem = n.pool('MaxPool', n.relu(n.bn(n.conv('image', 3, 3, { stride: 2, pad: 1 }))), 3, 2, 1);
+      const a = n.bn(n.conv(n.relu(n.bn(n.conv(stem, 3, 3, { pad: 1, bias: true }))), 3, 3, { pad: 1 }));
+      return n.relu(n.add(a, stem));
     },
   },
   {

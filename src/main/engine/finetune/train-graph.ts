@@ -339,6 +339,37 @@ function emit(
   const toChannel = (v: string): string => b.op('Unsqueeze', [v, axesNHW]); // [C] → [1, C, 1, 1]
   const zero = b.scalar(0);
 
+  // A convolution whose only reader is a frozen BatchNorm runs with the BatchNorm folded into it (W·s and
+  // (b − μ)·s + β, s = γ/σ, rebuilt from the trained values each step): the convolution's own output is
+  // never formed, which saves the BatchNorm's pass and keeps one activation fewer alive for the backward
+  // pass. Its gradients are taken through the folded weights (see the BatchNormalization rule below).
+  const folded = new Map<
+    OnnxNode,
+    { conv: OnnxNode; weight: string; bias: string; s: string; invstd: string }
+  >();
+  const foldedConvs = new Set<OnnxNode>();
+  if (!spec.adaptBatchNorm) {
+    const readers = new Map<string, number>();
+    for (const n of a.nodes) for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+    const producer = new Map(a.nodes.map((n) => [n.outputs[0] as string, n]));
+    for (const n of a.nodes) {
+      if (n.opType !== 'BatchNormalization') continue;
+      const conv = producer.get(n.inputs[0] as string);
+      const z = conv?.outputs[0] as string;
+      if (!conv || conv.opType !== 'Conv' || readers.get(z) !== 1 || z === spec.features) continue;
+      const [, gamma, beta, mean, variance] = n.inputs as [string, string, string, string, string];
+      const eps = floatAttr(n, 'epsilon', 1e-5);
+      const invstd = b.op('Reciprocal', [b.op('Sqrt', [b.op('Add', [variance, b.scalar(eps)])])]);
+      const sc = b.op('Mul', [gamma, invstd]);
+      const weight = b.op('Mul', [conv.inputs[1] as string, b.op('Unsqueeze', [sc, b.ints([1, 2, 3])])]);
+      const shift = conv.inputs[2] ? b.op('Sub', [conv.inputs[2], mean]) : b.op('Neg', [mean]);
+      const bias = b.op('Add', [b.op('Mul', [shift, sc]), beta]);
+      folded.set(n, { conv, weight, bias, s: sc, invstd });
+      foldedConvs.add(conv);
+    }
+  }
+  const foldOf = (conv: OnnxNode) => [...folded.entries()].find(([, f]) => f.conv === conv);
+
   // ---- forward ----
   const saved = new Map<OnnxNode, Record<string, string>>();
   const requires = new Set<string>(); // tensors that depend on a trained tensor
@@ -349,23 +380,28 @@ function emit(
     switch (n.opType) {
       case 'Conv': {
         const win = a.windows.get(n) as Window;
+        const fold = foldedConvs.has(n) ? foldOf(n) : undefined;
+        // Folded: this convolution writes the BatchNorm's output with the folded weights and shift.
+        const out = fold ? (fold[0].outputs[0] as string) : y;
+        const weight = fold ? fold[1].weight : (n.inputs[1] as string);
+        const bias = fold ? fold[1].bias : n.inputs[2];
         if (training && batchGemm(n, win, a.shapes.get(y) as number[])) {
           // Small maps (ResNet's layer3 and layer4): the patches of the whole batch times the weights in one
           // matrix product, faster than the runtime's per-image products there; the patches are kept for
           // the weight gradient.
           const [cout, ho, wo] = a.shapes.get(y) as [number, number, number];
           const patches = im2col(b, x, a.shapes.get(x) as number[], [cout, ho, wo], win);
-          const wr = b.op('Reshape', [n.inputs[1] as string, b.ints([cout, -1])]);
-          const out = b.op('Reshape', [b.op('MatMul', [wr, patches]), b.ints([cout, ho, wo, -1])]);
-          const nchwOut = b.op('Transpose', [out], { perm: [3, 0, 1, 2] });
-          if (n.inputs[2]) b.named('Add', [nchwOut, toChannel(n.inputs[2])], [y]);
-          else b.named('Identity', [nchwOut], [y]);
+          const wr = b.op('Reshape', [weight, b.ints([cout, -1])]);
+          const product = b.op('Reshape', [b.op('MatMul', [wr, patches]), b.ints([cout, ho, wo, -1])]);
+          const nchwOut = b.op('Transpose', [product], { perm: [3, 0, 1, 2] });
+          if (bias) b.named('Add', [nchwOut, toChannel(bias)], [out]);
+          else b.named('Identity', [nchwOut], [out]);
           saved.set(n, { patches });
           break;
         }
         conv(
           b,
-          [x, n.inputs[1] as string, ...(n.inputs[2] ? [n.inputs[2]] : [])],
+          [x, weight, ...(bias ? [bias] : [])],
           {
             kernel_shape: win.kernel,
             strides: win.strides,
@@ -375,11 +411,12 @@ function emit(
           },
           [(a.shapes.get(x) as number[])[0] as number, (a.shapes.get(y) as number[])[0] as number],
           spec.nchwcBlock ?? 0,
-          y,
+          out,
         );
         break;
       }
       case 'BatchNormalization': {
+        if (folded.has(n)) break; // computed by its convolution
         const eps = floatAttr(n, 'epsilon', 1e-5);
         const [, scale, bias, mean, variance] = n.inputs as [string, string, string, string, string];
         if (training && spec.adaptBatchNorm) {
@@ -516,6 +553,40 @@ function emit(
         break;
       case 'BatchNormalization': {
         const [, scale, bias, mean, variance] = n.inputs as [string, string, string, string, string];
+        const f = folded.get(n);
+        if (f) {
+          // Through the folded convolution (z = W∗x + b, u = γ·(z − μ)/σ + β, s = γ/σ): with G the weight
+          // gradient for dU, dW = s·G, db = s·Σ dU, dβ = Σ dU, dγ = (Σ W·G + (b − μ)·Σ dU)/σ, and the
+          // input gradient is the folded convolution's own.
+          const { conv: c, weight: wf, bias: bf } = f;
+          const cx = c.inputs[0] as string;
+          let g = '';
+          let sum = '';
+          convBackward(
+            b,
+            { ...c, inputs: [cx, wf, bf] },
+            a.windows.get(c) as Window,
+            shapeOf(cx),
+            shapeOf(c.outputs[0] as string),
+            gy,
+            requires.has(cx),
+            (t, v) => {
+              if (t === wf) g = v;
+              else if (t === bf) sum = v;
+              else addGrad(t, v);
+            },
+            saved.get(c)?.patches,
+            spec.nchwcBlock ?? 0,
+          );
+          const perOut = b.ints([1, 2, 3]);
+          addGrad(c.inputs[1] as string, b.op('Mul', [g, b.op('Unsqueeze', [f.s, perOut])]));
+          if (c.inputs[2]) addGrad(c.inputs[2], b.op('Mul', [sum, f.s]));
+          addGrad(bias, sum);
+          const shift = c.inputs[2] ? b.op('Sub', [c.inputs[2], mean]) : b.op('Neg', [mean]);
+          const wg = b.op('ReduceSum', [b.op('Mul', [c.inputs[1] as string, g]), perOut], { keepdims: 0 });
+          addGrad(scale, b.op('Mul', [b.op('Add', [wg, b.op('Mul', [shift, sum])]), f.invstd]));
+          break;
+        }
         const s = saved.get(n);
         const sumGy = b.op('ReduceSum', [gy, axesNHW], { keepdims: 0 });
         addGrad(bias, sumGy);
