@@ -213,8 +213,11 @@ export interface Case {
   opset?: number;
   /** Every BatchNorm is frozen after a convolution, so the graphs fold them all into the convolutions. */
   folded?: boolean;
-  /** The graphs ask for ONNX Runtime's NCHWc convolution kernels (where this runtime has them). */
-  nchwc?: boolean;
+  /**
+   * The graphs ask for ONNX Runtime's NCHWc convolution kernels (where this runtime has them), and this
+   * many convolutions of the step graph run there.
+   */
+  nchwc?: number;
   /** Checked against ORT's inference only (no gradient case). */
   forwardOnly?: boolean;
 }
@@ -267,13 +270,21 @@ export const CASES: Case[] = [
     // convolutions and the stride-1 input gradients run on the blocked kernels, the stem from 3 channels.
     op: 'Conv on NCHWc kernels: 7×7 stride 2 from 3 channels, 3×3 16 → 32 → 16',
     input: [1, 3, 29, 29],
-    nchwc: true,
+    nchwc: 5, // three forward convolutions and two input gradients
     build: (n) => {
       // No Relu between: with thousands of activations some would lie within the finite difference's
       // reach of the kink.
       const stem = n.conv('image', 16, 7, { stride: 2, pad: 3 });
       return n.conv(n.conv(stem, 32, 3, { pad: 1, bias: true }), 16, 3, { pad: 1 });
     },
+  },
+  {
+    // A frozen BatchNorm folded into its convolution and the Relu after it run inside the blocked kernel.
+    op: 'Conv, frozen BatchNorm and Relu in one NCHWc kernel (16 channels, 15×15)',
+    input: [1, 16, 15, 15],
+    nchwc: 3, // two forward convolutions and one input gradient
+    folded: true,
+    build: (n) => n.conv(n.relu(n.bn(n.conv('image', 16, 3, { pad: 1 }))), 16, 3, { pad: 1 }),
   },
   {
     op: 'BatchNormalization frozen',

@@ -369,6 +369,14 @@ function emit(
     }
   }
   const foldOf = (conv: OnnxNode) => [...folded.entries()].find(([, f]) => f.conv === conv);
+  // A Relu that is the only reader of a folded BatchNorm's output runs inside its convolution too.
+  const fusedRelu = new Map<OnnxNode, OnnxNode>(); // convolution → Relu
+  for (const [bn, f] of folded) {
+    const u = bn.outputs[0] as string;
+    const readers = a.nodes.filter((m) => m.inputs.includes(u));
+    if (readers.length === 1 && readers[0]?.opType === 'Relu' && u !== spec.features)
+      fusedRelu.set(f.conv, readers[0]);
+  }
 
   // ---- forward ----
   const saved = new Map<OnnxNode, Record<string, string>>();
@@ -381,8 +389,11 @@ function emit(
       case 'Conv': {
         const win = a.windows.get(n) as Window;
         const fold = foldedConvs.has(n) ? foldOf(n) : undefined;
-        // Folded: this convolution writes the BatchNorm's output with the folded weights and shift.
-        const out = fold ? (fold[0].outputs[0] as string) : y;
+        // Folded: this convolution writes the BatchNorm's output with the folded weights and shift (or,
+        // with its Relu, the Relu's output).
+        const relu = fusedRelu.get(n);
+        const out = relu ? (relu.outputs[0] as string) : fold ? (fold[0].outputs[0] as string) : y;
+        const activation = relu ? 'Relu' : undefined;
         const weight = fold ? fold[1].weight : (n.inputs[1] as string);
         const bias = fold ? fold[1].bias : n.inputs[2];
         if (training && batchGemm(n, win, a.shapes.get(y) as number[])) {
@@ -394,8 +405,8 @@ function emit(
           const wr = b.op('Reshape', [weight, b.ints([cout, -1])]);
           const product = b.op('Reshape', [b.op('MatMul', [wr, patches]), b.ints([cout, ho, wo, -1])]);
           const nchwOut = b.op('Transpose', [product], { perm: [3, 0, 1, 2] });
-          if (bias) b.named('Add', [nchwOut, toChannel(bias)], [out]);
-          else b.named('Identity', [nchwOut], [out]);
+          const shifted = bias ? b.op('Add', [nchwOut, toChannel(bias)]) : nchwOut;
+          b.named(activation ?? 'Identity', [shifted], [out]);
           saved.set(n, { patches });
           break;
         }
@@ -412,6 +423,8 @@ function emit(
           [(a.shapes.get(x) as number[])[0] as number, (a.shapes.get(y) as number[])[0] as number],
           spec.nchwcBlock ?? 0,
           out,
+          false,
+          activation,
         );
         break;
       }
@@ -470,6 +483,9 @@ function emit(
       }
       case 'Flatten':
         b.named('Flatten', [x], [y], { axis: 1 });
+        break;
+      case 'Relu':
+        if (![...fusedRelu.values()].includes(n)) b.named('Relu', [x], [y]);
         break;
       default:
         b.named(n.opType, n.inputs, [y], n.opType === 'Concat' ? { axis: 1 } : {});
@@ -981,6 +997,8 @@ function conv(
   output?: string,
   /** The weights come in the blocked kernels' layout already (they run there: the caller checked). */
   laidOut = false,
+  /** Applied to the output: inside the blocked kernel, else as its own op. */
+  activation?: 'Relu',
 ): string {
   const [x, w, ...bias] = inputs as [string, string, ...string[]];
   const [kh, kw] = attrs.kernel_shape as [number, number];
@@ -989,7 +1007,8 @@ function conv(
     ((attrs.group ?? 1) === 1 && block > 0 && cout % block === 0 && (cin % block === 0 || cin < block));
   if (!blocked) {
     const out = output ?? b.fresh('Conv');
-    b.named('Conv', inputs, [out], attrs);
+    if (activation) b.named(activation, [b.op('Conv', inputs, attrs)], [out]);
+    else b.named('Conv', inputs, [out], attrs);
     return out;
   }
   const whole = cin % block === 0;
@@ -1009,7 +1028,12 @@ function conv(
         b.ints([cout, cin, kh, kw]),
       ]);
   const xb = whole ? b.opIn(NCHWC_DOMAIN, 'ReorderInput', [x]) : x;
-  const yb = b.opIn(NCHWC_DOMAIN, 'Conv', [xb, filter, ...bias], attrs);
+  const yb = b.opIn(
+    NCHWC_DOMAIN,
+    'Conv',
+    [xb, filter, ...bias],
+    activation ? { ...attrs, activation } : attrs,
+  );
   return b.opIn(NCHWC_DOMAIN, 'ReorderOutput', [yb], { channels: cout }, output);
 }
 
