@@ -73,3 +73,20 @@ export function parseAugment(spec: string | undefined, base: AugmentSpec = DEFAU
     );
   return parsed.data;
 }
+
+/** The augmentation in words, as the Train screen and the report name it ("horizontal flip, rotation ±15°, …"). */
+export function describeAugment(a: AugmentSpec): string {
+  const parts = [
+    a.hflip ? 'horizontal flip' : '',
+    a.vflip ? 'vertical flip' : '',
+    a.rotate ? `rotation ±${a.rotate}°` : '',
+    a.cropScale < 1 ? `random crop keeping ≥ ${Math.round(a.cropScale * 100)} %` : '',
+    a.translate ? `shift ±${Math.round(a.translate * 100)} %` : '',
+    a.scale ? `zoom ±${Math.round(a.scale * 100)} %` : '',
+    a.brightness ? `brightness ±${a.brightness}` : '',
+    a.contrast ? `contrast ±${a.contrast}` : '',
+    a.blur ? `blur ≤ ${a.blur} px` : '',
+    a.noise ? `noise ${a.noise}` : '',
+  ].filter(Boolean);
+  return parts.length ? parts.join(', ') : 'none';
+}

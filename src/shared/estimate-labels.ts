@@ -1,7 +1,7 @@
 // How an estimate names where it came from, in words: one function for every face (Train screen, Review,
 // CLI, reports, model card), so a hold-out row and a 5-fold row never read as the same kind of figure.
 
-import type { Calibration, ModelEstimate, Protocol } from './results.ts';
+import type { Calibration, EvaluationResult, ModelEstimate, Protocol } from './results.ts';
 
 /** "5-fold CV, n = 361", "leave-one-out CV, n = 40", "hold-out, n = 72", "50 × 5-shot episodes, n = 750". */
 export function protocolLabel(protocol: Protocol, n?: number): string {
@@ -32,4 +32,16 @@ export function estimateLabel(e: ModelEstimate): string {
 export function calibrationLabel(c: Calibration): string {
   const how = c.method === 'cross-fitted' ? 'cross-fitted halves of the hold-out' : 'held-out predictions';
   return `ECE ${(c.ece * 100).toFixed(1)} % (${c.bins} bins, n = ${c.n}, ${how}, mean confidence ${(c.meanConfidence * 100).toFixed(1)} %)`;
+}
+
+/** Where a Review's figures come from, in one sentence under its model picker. */
+export function reviewSourceLabel(
+  evaluation: Pick<EvaluationResult, 'source' | 'testPredictions'> | undefined,
+  finetuned: boolean,
+): string {
+  if (evaluation?.source === 'model-validation')
+    return `The model's own predictions on its validation split (${evaluation.testPredictions} images, groups kept whole), held out of its training; the split also chose its epoch and fitted its temperature, so the calibration error is cross-fitted.`;
+  if (finetuned)
+    return 'Figures come from fine-tuning afresh with the model’s settings on each training split, scored on images it did not see; groups are kept whole.';
+  return 'Figures come from cross-validation with the model’s settings; groups are kept whole.';
 }

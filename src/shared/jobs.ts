@@ -87,6 +87,8 @@ export interface JobProgress {
   total: number;
   /** Seconds left, from the whole run's pace; null until there is enough to go on. */
   etaSeconds: number | null;
+  /** The whole run done, 0–1, where the job counts its phases as one (fine-tuning: caching, folds, steps). */
+  fraction?: number;
   message?: string;
   /** Training figures for the live chart (loss of the current fit). */
   metrics?: {
@@ -98,6 +100,13 @@ export interface JobProgress {
     /** Which fit the epoch belongs to ("fold 1/3", "final"): each fit's epochs are one series. */
     run?: string;
   };
+}
+
+/** How far a job is, 0–1, for its progress bar: the whole run where it is counted as one, else this phase. */
+export function progressFraction(p: JobProgress | null | undefined): number {
+  if (!p) return 0;
+  if (p.fraction !== undefined) return Math.min(1, Math.max(0, p.fraction));
+  return p.total > 0 ? Math.min(1, p.done / p.total) : 0;
 }
 
 /** One finished epoch of a fine-tuning fit, for the Train screen's chart. */

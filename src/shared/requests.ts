@@ -46,12 +46,25 @@ const frozenTrain = z.strictObject({
   weightDecay: z.number().positive().optional(),
 });
 
+/**
+ * The pace the Train screen measured for this backbone, strategy and device (its duration estimate): the
+ * run's progress weighs caching and steps by it, so the ETA holds from the first second. Not a setting: it
+ * changes nothing the run computes.
+ */
+export const RunPaceSchema = z.strictObject({
+  stepSeconds: z.number().positive().max(3600),
+  prefixSecondsPerImage: z.number().nonnegative().max(3600),
+  batchSize: z.number().int().min(1).max(4096),
+});
+export type RunPace = z.output<typeof RunPaceSchema>;
+
 const finetuneTrain = z.strictObject({
   strategy: z.enum(FINETUNE_STRATEGIES),
   backbone: backboneIdSchema,
   seed,
   name: z.string().min(1).max(200).optional(),
   ...FinetuneSettingsSchema.shape,
+  pace: RunPaceSchema.optional(),
 });
 
 export const REQUESTS = {

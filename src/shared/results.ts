@@ -72,6 +72,12 @@ export interface EvaluationResult {
    * fitted on the other blocks). Absent: single view.
    */
   tta?: { kind: TtaKind; views: number; temperature: number };
+  /**
+   * `model-validation`: the trained model's own predictions on its validation split, held out of its
+   * training (the split also chose its epoch and fitted its temperature, so `calibration` is cross-fitted).
+   * Absent: every split's model fitted afresh without its test images.
+   */
+  source?: 'model-validation';
 }
 
 export interface CurvePoint {

@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sizeLimitation } from '../../src/main/engine/export/model-card.ts';
 import {
+  formatSetting,
   linesAtSlashes,
   pct,
   score,
   shortenMiddle,
   shortenPath,
 } from '../../src/main/engine/report/format.ts';
+import { DEFAULT_AUGMENT, describeAugment } from '../../src/shared/augment.ts';
 import type { ModelRecord } from '../../src/shared/results.ts';
 
 test('a share reads 100 % or 0 % only when it is exactly that', () => {
@@ -63,4 +65,30 @@ test('the model card calls intervals wide only when the classes are small', () =
   assert.match(large, /about ± 1\.5 points/);
   assert.match(large, /other scanners, stains or sites/);
   assert.match(sizeLimitation(30, 10, null), /No evaluation was stored/);
+});
+
+test('a training setting reads in words, never as "[object Object]"', () => {
+  assert.equal(formatSetting('lrHead', 0.0010000001), '0.001');
+  assert.equal(formatSetting('gradientClip', null), 'none');
+  assert.equal(formatSetting('sampling', 'class-balanced'), 'class-balanced');
+  assert.equal(
+    formatSetting('augment', { ...DEFAULT_AUGMENT, vflip: false, blur: 0, noise: 0 }),
+    describeAugment({ ...DEFAULT_AUGMENT, vflip: false, blur: 0, noise: 0 }),
+  );
+  assert.match(formatSetting('augment', DEFAULT_AUGMENT), /horizontal flip, rotation ±\d+°/);
+  assert.equal(
+    formatSetting('history', [
+      { epoch: 1, loss: 0.41234, validationAccuracy: 0.9 },
+      { epoch: 2, loss: 0.2, validationAccuracy: null },
+    ]),
+    '1: loss 0.412, validation 90.0 %; 2: loss 0.200',
+  );
+  assert.equal(
+    formatSetting('placement', { provider: 'webgpu', nodes: 120, cpuNodes: 3, cpuOps: ['Gather'] }),
+    'webgpu: 120 nodes, 3 of them on the CPU',
+  );
+  assert.equal(formatSetting('other', { a: [1, 2] }), '{"a":[1,2]}');
+  assert.equal(formatSetting('providers', ['webgpu', 'cpu']), 'webgpu, cpu');
+  for (const v of [{ x: 1 }, [{ y: 2 }], { provider: 'cpu' }])
+    assert.doesNotMatch(formatSetting('placement', v), /object Object/);
 });

@@ -379,6 +379,10 @@ test(
     assert.match(card, /last-stage \(fine-tuned\)/);
     assert.match(card, /Estimated by hold-out, n = \d+,/);
     assert.match(card, /Calibration: ECE [\d.]+ % \(10 bins, n = \d+, cross-fitted halves of the hold-out/);
+    // Its settings in words: the augmentation, the epochs' history and the placement are not objects.
+    assert.doesNotMatch(card, /object Object/);
+    assert.match(card, /augment = horizontal flip, rotation ±\d+°/);
+    assert.match(card, /history = 1: loss [\d.]+, validation [\d.]+ %; 2: loss/);
     const other = Project.create(path.join(tmpDir(), 'import-last-stage.fsl'));
     const id = importModelBundle(other, dir, resolveBackbone);
     assert.equal(other.models.get(id)?.strategy, 'last-stage');

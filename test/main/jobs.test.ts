@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { AuditEntryView, JobEvent, JobSummary } from '../../src/shared/contract.ts';
-import type { ModelRecord } from '../../src/shared/results.ts';
+import type { ModelRecord, ReviewData, TrainResult } from '../../src/shared/results.ts';
 import { testBackend, type TestBackend } from '../helpers/backend.ts';
 import { BCCD, SQUEEZENET, needsShared, tmpDir, useModelDirs } from '../helpers/env.ts';
 
@@ -121,5 +121,56 @@ test(
     assert.equal(end.type, 'cancelled', 'the episodes loop saw the cancel');
     const got = await t.call<{ review: unknown }>('review.get', { modelId, protocol });
     assert.equal(got.review, null, 'a cancelled evaluation is not stored');
+  },
+);
+
+test(
+  'a full fine-tune reports one bar over the whole run: decoding first (not "frozen layers"), then steps, with the pace the Train screen measured',
+  { skip: needsShared, timeout: 300_000 },
+  async () => {
+    const { jobId } = await t.call<{ jobId: string }>('train.start', {
+      backbone: SQUEEZENET,
+      strategy: 'full',
+      seed: 1,
+      epochs: 2,
+      pace: { stepSeconds: 0.3, prefixSecondsPerImage: 0.005, batchSize: 16 },
+    });
+    assert.equal((await t.ended(jobId)).type, 'done');
+    const progress = t.events.flatMap((e) =>
+      e.jobId === jobId && e.type === 'progress' ? [e.progress] : [],
+    );
+    const phases = [...new Set(progress.map((p) => p.phase))];
+    assert.equal(phases[0], 'decoding and augmenting', `phases: ${phases.join(', ')}`);
+    assert.ok(phases.includes('training'));
+    const fractions = progress.map((p) => p.fraction);
+    assert.ok(
+      fractions.every((f) => f !== undefined && f >= 0 && f <= 1 + 1e-9),
+      'every update carries the whole run',
+    );
+    for (let i = 1; i < fractions.length; i++)
+      assert.ok((fractions[i] as number) >= (fractions[i - 1] as number) - 1e-9, `never goes back (${i})`);
+    const lastDecoding = progress.filter((p) => p.phase === 'decoding and augmenting').at(-1);
+    // The bar is not full when the first phase is: its own done/total is, the run's is a fraction.
+    assert.equal(lastDecoding?.done, lastDecoding?.total);
+    assert.ok((lastDecoding?.fraction ?? 1) < 0.9, `after decoding: ${lastDecoding?.fraction}`);
+    assert.ok(Math.abs((progress.at(-1)?.fraction ?? 0) - 1) < 1e-9, 'the last step fills it');
+
+    // Review shows the model itself on its validation split, at once: no second fine-tuning, and the
+    // figures are the model's estimate (the Train screen's row), its ECE the cross-fitted one.
+    const end = t.events.find(isEnd(jobId));
+    const trained = (end?.type === 'done' ? end.result : null) as TrainResult | null;
+    assert.ok(trained?.estimate, 'a validation split gave an estimate');
+    const review = (await t.call<{ review: ReviewData | null }>('review.get', { modelId: trained.modelId }))
+      .review;
+    assert.equal(review?.evaluation.source, 'model-validation');
+    assert.equal(review?.evaluation.testPredictions, trained.estimate.n);
+    assert.equal(review?.evaluation.accuracy.mean, trained.estimate.accuracy.mean);
+    assert.equal(review?.evaluation.calibration?.method, 'cross-fitted');
+    assert.equal(review?.evaluation.calibration?.ece, trained.estimate.calibration?.ece);
+    assert.equal(
+      review?.evaluation.predictions.length,
+      review?.evaluation.testPredictions,
+      'every validation image with its prediction, for the confusion matrix and its cells',
+    );
   },
 );

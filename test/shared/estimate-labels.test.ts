@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { calibrationLabel, estimateLabel, protocolLabel } from '../../src/shared/estimate-labels.ts';
+import {
+  calibrationLabel,
+  estimateLabel,
+  protocolLabel,
+  reviewSourceLabel,
+} from '../../src/shared/estimate-labels.ts';
 import type { ModelEstimate } from '../../src/shared/results.ts';
 
 test('every protocol names itself, with the number of test predictions when known', () => {
@@ -37,4 +42,12 @@ test('an estimate stored before labels existed still gets one from its protocol'
     }),
     'ECE 3.1 % (10 bins, n = 72, cross-fitted halves of the hold-out, mean confidence 95.0 %)',
   );
+});
+
+test('a Review says whether it shows the model itself on its validation split or models fitted afresh', () => {
+  const own = reviewSourceLabel({ source: 'model-validation', testPredictions: 226 }, true);
+  assert.match(own, /model's own predictions on its validation split \(226 images/);
+  assert.match(own, /cross-fitted/);
+  assert.match(reviewSourceLabel({ testPredictions: 226 }, true), /fine-tuning afresh/);
+  assert.match(reviewSourceLabel(undefined, false), /cross-validation/);
 });

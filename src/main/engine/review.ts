@@ -111,7 +111,7 @@ export async function computeReview(
   return { model, evaluation, ...(ttaEvaluation ? { ttaEvaluation } : {}), curve, roc: rocFor(evaluation) };
 }
 
-function rocFor(evaluation: EvaluationResult): ReviewData['roc'] {
+export function rocFor(evaluation: EvaluationResult): ReviewData['roc'] {
   return evaluation.classes.length === 2
     ? rocCurve(
         evaluation.predictions.map((pr) => pr.probabilities[1] ?? 0),

@@ -2,27 +2,21 @@
 // the review of a trained model — stored, so Review and the report reuse one evaluation until the data
 // or the protocol changes.
 
-import type { TtaKind } from '../../shared/tta.ts';
 import { FewShotError } from '../../shared/errors.ts';
 import type { Request } from '../../shared/requests.ts';
-import type {
-  CurveResult,
-  EvaluationResult,
-  ModelRecord,
-  Protocol,
-  ReviewData,
-} from '../../shared/results.ts';
+import type { CurveResult, EvaluationResult, ReviewData } from '../../shared/results.ts';
 import { isFinetuned } from '../../shared/strategies.ts';
 import { resolveBackbone } from '../engine/backbones/registry.ts';
 import { loadDataset, withViews } from '../engine/classify/dataset.ts';
-import { projectFingerprint } from '../engine/data-fingerprint.ts';
 import { evaluate, learningCurve } from '../engine/evaluate/evaluate.ts';
 import { computeReview } from '../engine/review.ts';
-import type { EvaluationKey } from '../store/evaluations-repo.ts';
 import type { Project } from '../store/project.ts';
 import { runJob, signalOf, throwIfCancelled, type UseCaseContext } from './context.ts';
 import { requireModel, withBackbone } from './resources.ts';
+import { reviewKey, type StoredReview } from './stored-reviews.ts';
 import { finetuneEngine, finetuneOptions } from './training.ts';
+
+export { storedReview } from './stored-reviews.ts';
 
 export function evaluateStrategy(
   project: Project,
@@ -92,39 +86,6 @@ export function curve(
       return { strategy: req.strategy, backbone: b.id, points };
     }),
   );
-}
-
-type StoredReview = Omit<ReviewData, 'model'>;
-
-function reviewKey(
-  project: Project,
-  model: ModelRecord,
-  protocol?: Protocol,
-  groupAware = true,
-  tta: TtaKind = 'none',
-): EvaluationKey {
-  // Without a protocol the model's default (chosen from the data) applies: the fingerprint covers it.
-  const p = protocol ?? 'default';
-  return {
-    modelId: model.id,
-    protocol: tta === 'none' ? p : { protocol: p, tta },
-    seed: model.seed,
-    groupAware,
-    dataFingerprint: projectFingerprint(project),
-  };
-}
-
-/** The stored review of a model for the project's current data, or null when it must be computed. */
-export function storedReview(
-  project: Project,
-  modelId: string,
-  protocol?: Protocol,
-  groupAware = true,
-  tta: TtaKind = 'none',
-): ReviewData | null {
-  const model = requireModel(project, modelId);
-  const hit = project.evaluations.get<StoredReview>(reviewKey(project, model, protocol, groupAware, tta));
-  return hit ? { model, ...hit.result } : null;
 }
 
 /** Review figures for a model: the stored evaluation when the data has not changed, else a new one. */

@@ -21,6 +21,7 @@ import { trainModel } from '../engine/train.ts';
 import type { Project } from '../store/project.ts';
 import { runJob, signalOf, type UseCaseContext } from './context.ts';
 import { withBackbone } from './resources.ts';
+import { storeModelValidation } from './stored-reviews.ts';
 
 /** TensorFlow.js loads only for work that fine-tunes. */
 export function finetuneEngine(): Promise<typeof import('../engine/finetune/train-finetune.ts')> {
@@ -97,11 +98,14 @@ export function train(project: Project, req: TrainRequest, ctx: UseCaseContext =
   return runJob(project, 'train', req, ctx, async (jobId) => {
     if (isFinetuneRequest(req)) {
       const { trainFinetuneModel } = await finetuneEngine();
-      return trainFinetuneModel(project, resolveBackbone(req.backbone), {
+      const { validation, ...result } = await trainFinetuneModel(project, resolveBackbone(req.backbone), {
         ...finetuneOptions(req.strategy, req.seed, req, ctx),
         jobId,
         ...(req.name ? { name: req.name } : {}),
+        ...(req.pace ? { pace: req.pace } : {}),
       });
+      if (validation) storeModelValidation(project, result.modelId, validation, jobId);
+      return result;
     }
     const frozen: FrozenTrainRequest = req;
     return withBackbone(frozen.backbone, (b) =>

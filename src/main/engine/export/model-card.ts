@@ -10,7 +10,7 @@ type Parity = ExportSummary['parity'];
 import { PERCENTILE_WINDOW } from '../../../shared/domain.ts';
 import { modelHighBitDepth } from '../image/windowing.ts';
 import type { TestVectorSummary } from './test-vectors.ts';
-import { pct, points } from '../report/format.ts';
+import { formatSetting, pct, points } from '../report/format.ts';
 
 /**
  * The first limitation, written from the smallest class and the accuracy interval: "wide" only where it
@@ -65,7 +65,8 @@ reviewing uncertain results. Not a medical device.
 ## Model
 - Strategy: ${model.strategy}${isFinetuned(model) ? ' (fine-tuned)' : ' on frozen features'} of \`${model.backboneId}\` (sha256 \`${model.backboneSha256}\`)
 - Parameters: ${Object.entries(model.params)
-    .map(([k, v]) => `${k} = ${typeof v === 'number' ? Number(v.toPrecision(4)) : String(v)}`)
+    .filter(([k]) => k !== 'strategy' && k !== 'seed')
+    .map(([k, v]) => `${k} = ${formatSetting(k, v)}`)
     .join('; ')}
 - 16-bit PNG/TIFF inputs: ${
     modelHighBitDepth(model) === 'percentile'

@@ -15,7 +15,16 @@ import { calibrationLabel, estimateLabel, protocolLabel } from '../../../shared/
 import { isFinetuned } from '../../../shared/strategies.ts';
 import { decoder } from '../image/decode.ts';
 import { softwareVersions } from '../versions.ts';
-import { linesAtSlashes, pct, pctNumber, points, score, shortenMiddle, shortenPath } from './format.ts';
+import {
+  formatSetting,
+  linesAtSlashes,
+  pct,
+  pctNumber,
+  points,
+  score,
+  shortenMiddle,
+  shortenPath,
+} from './format.ts';
 import {
   ensureSpace,
   finish,
@@ -69,7 +78,9 @@ export function describeProtocol(e: EvaluationResult): string {
     case 'loo':
       return `leave-one-${e.groupAware ? 'group' : 'image'}-out cross-validation, seed ${e.seed}`;
     case 'holdout':
-      return `one stratified hold-out split (${pct(p.testFraction, 0)} test), ${groups}, seed ${e.seed}`;
+      return e.source === 'model-validation'
+        ? `the model's own validation split (${pct(p.testFraction, 0)} of the images, stratified), ${groups}, seed ${e.seed}`
+        : `one stratified hold-out split (${pct(p.testFraction, 0)} test), ${groups}, seed ${e.seed}`;
     case 'episodes':
       return `${e.episodes} few-shot episodes, ${e.ways}-way ${p.shots}-shot, queries from other ${e.groupAware ? 'groups' : 'images'}, seed ${e.seed}`;
   }
@@ -351,7 +362,11 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
   );
   para(
     doc,
-    `Evaluation: ${describeProtocol(ev)} (${protocolLabel(ev.protocol, ev.testPredictions)}). Each image is tested by a model fitted without it${ev.protocol.kind === 'episodes' ? ' (episodes re-use images across episodes)' : ''}.`,
+    `Evaluation: ${describeProtocol(ev)} (${protocolLabel(ev.protocol, ev.testPredictions)}). ${
+      ev.source === 'model-validation'
+        ? 'These images were held out of its training; they also chose its epoch and fitted its temperature, so the calibration error is cross-fitted (each half rescaled by a temperature fitted on the other).'
+        : `Each image is tested by a model fitted without it${ev.protocol.kind === 'episodes' ? ' (episodes re-use images across episodes)' : ''}.`
+    }`,
   );
   if (model.metrics)
     para(
@@ -382,10 +397,10 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
       ['Backbone', model.backboneId],
       ['Backbone sha256', model.backboneSha256],
       ['Strategy', model.strategy],
-      ...Object.entries(model.params).map(([k, v]) => [
-        k,
-        typeof v === 'number' ? String(Number(v.toPrecision(4))) : String(v),
-      ]),
+      // The strategy and seed have their rows; the rest as the model recorded them.
+      ...Object.entries(model.params)
+        .filter(([k]) => k !== 'strategy' && k !== 'seed')
+        .map(([k, v]) => [k, formatSetting(k, v)]),
       ['Seed', String(model.seed)],
     ],
     [140, 355],

@@ -1,6 +1,8 @@
 // Number formats shared by the PDF reports and the model card. A figure that is not exactly perfect
 // (or exactly zero) never reads as 100 % (or 0 %): a reader takes "100 %" as "no errors at all".
 
+import { AugmentSpecSchema, describeAugment } from '../../../shared/augment.ts';
+
 /** Extra decimals tried before a near-1 (near-0) figure is cut down (up) instead of rounded. */
 const EXTRA_DIGITS = 2;
 
@@ -99,4 +101,39 @@ export function linesAtSlashes(text: string, fits: (line: string) => boolean, ma
   }
   lines.push(line);
   return lines.length <= max ? lines : null;
+}
+
+/**
+ * One training setting as the report's table shows it: numbers to 4 significant digits, the augmentation
+ * and the per-epoch history in words, the placement as a count, other structures as compact JSON (never
+ * "[object Object]"), null as "none".
+ */
+export function formatSetting(key: string, value: unknown): string {
+  if (value === null || value === undefined) return 'none';
+  if (typeof value === 'number') return String(Number(value.toPrecision(4)));
+  if (typeof value === 'string') return value;
+  if (typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (typeof value !== 'object') return typeof value;
+  if (key === 'augment') {
+    const parsed = AugmentSpecSchema.safeParse(value);
+    if (parsed.success) return describeAugment(parsed.data);
+  }
+  if (key === 'history' && Array.isArray(value))
+    return value
+      .map((h: { epoch?: number; loss?: number; validationAccuracy?: number | null }, i) => {
+        const loss = typeof h.loss === 'number' ? `loss ${h.loss.toFixed(3)}` : '';
+        const acc =
+          typeof h.validationAccuracy === 'number' ? `, validation ${pct(h.validationAccuracy)}` : '';
+        return `${h.epoch ?? i + 1}: ${loss}${acc}`;
+      })
+      .join('; ');
+  if (key === 'placement') {
+    const p = value as { provider?: string; nodes?: number; cpuNodes?: number };
+    if (typeof p.nodes === 'number')
+      return `${p.provider ?? '?'}: ${p.nodes} nodes, ${p.cpuNodes ?? 0} of them on the CPU`;
+  }
+  if (Array.isArray(value) && value.every((v) => typeof v !== 'object' || v === null))
+    return value.length ? value.map((v) => String(v)).join(', ') : 'none';
+  const json = JSON.stringify(value);
+  return json.length > 400 ? `${json.slice(0, 399)}…` : json;
 }

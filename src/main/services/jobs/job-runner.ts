@@ -258,6 +258,7 @@ export class JobRunner {
         basis.done > 0 && basis.total > basis.done && elapsed > 0.5
           ? ((basis.total - basis.done) * elapsed) / basis.done
           : null,
+      ...(p.overall && p.overall.total > 0 ? { fraction: p.overall.done / p.overall.total } : {}),
       ...(p.message ? { message: p.message } : {}),
       ...(p.metrics ? { metrics: p.metrics } : {}),
     };

@@ -1,0 +1,58 @@
+// A trained model's stored Review, keyed by the model, the protocol and the project's data: Review and
+// the report reuse one evaluation until the data or the protocol changes.
+
+import type { EvaluationResult, ModelRecord, Protocol, ReviewData } from '../../shared/results.ts';
+import type { TtaKind } from '../../shared/tta.ts';
+import { projectFingerprint } from '../engine/data-fingerprint.ts';
+import { rocFor } from '../engine/review.ts';
+import type { EvaluationKey } from '../store/evaluations-repo.ts';
+import type { Project } from '../store/project.ts';
+import { requireModel } from './resources.ts';
+
+export type StoredReview = Omit<ReviewData, 'model'>;
+
+export function reviewKey(
+  project: Project,
+  model: ModelRecord,
+  protocol?: Protocol,
+  groupAware = true,
+  tta: TtaKind = 'none',
+): EvaluationKey {
+  // Without a protocol the model's default (chosen from the data) applies: the fingerprint covers it.
+  const p = protocol ?? 'default';
+  return {
+    modelId: model.id,
+    protocol: tta === 'none' ? p : { protocol: p, tta },
+    seed: model.seed,
+    groupAware,
+    dataFingerprint: projectFingerprint(project),
+  };
+}
+
+/**
+ * A fine-tuned model's own predictions on its validation split, stored as its Review for the current data
+ * (the protocol Review asks for by default): Review and the report show the model itself, at no cost.
+ */
+export function storeModelValidation(
+  project: Project,
+  modelId: string,
+  evaluation: EvaluationResult,
+  jobId: string | null,
+): void {
+  const model = requireModel(project, modelId);
+  const stored: StoredReview = { evaluation, curve: [], roc: rocFor(evaluation) };
+  project.evaluations.put(reviewKey(project, model), stored, jobId);
+}
+
+/** The stored review of a model for the project's current data, or null when it must be computed. */
+export function storedReview(
+  project: Project,
+  modelId: string,
+  protocol?: Protocol,
+  groupAware = true,
+  tta: TtaKind = 'none',
+): ReviewData | null {
+  const model = requireModel(project, modelId);
+  const hit = project.evaluations.get<StoredReview>(reviewKey(project, model, protocol, groupAware, tta));
+  return hit ? { model, ...hit.result } : null;
+}
