@@ -34,14 +34,20 @@ export function calibrationLabel(c: Calibration): string {
   return `ECE ${(c.ece * 100).toFixed(1)} % (${c.bins} bins, n = ${c.n}, ${how}, mean confidence ${(c.meanConfidence * 100).toFixed(1)} %)`;
 }
 
-/** Where a Review's figures come from, in one sentence under its model picker. */
+/**
+ * Where a Review's figures come from, in one sentence under its model picker (empty while a fine-tuned
+ * model's evaluation is not there yet: which of the two it will be is not known before).
+ */
 export function reviewSourceLabel(
-  evaluation: Pick<EvaluationResult, 'source' | 'testPredictions'> | undefined,
+  evaluation: Pick<EvaluationResult, 'source' | 'testPredictions' | 'groupAware'> | undefined,
   finetuned: boolean,
 ): string {
+  const groups = evaluation?.groupAware === false ? '' : ', groups kept whole';
   if (evaluation?.source === 'model-validation')
-    return `The model's own predictions on its validation split (${evaluation.testPredictions} images, groups kept whole), held out of its training; the split also chose its epoch and fitted its temperature, so the calibration error is cross-fitted.`;
+    return `The model's own predictions on its validation split (${evaluation.testPredictions} images${groups}), held out of its training. The split also chose the epoch (so accuracy may read slightly high) and fitted the temperature (so the calibration error is cross-fitted).`;
   if (finetuned)
-    return 'Figures come from fine-tuning afresh with the model’s settings on each training split, scored on images it did not see; groups are kept whole.';
-  return 'Figures come from cross-validation with the model’s settings; groups are kept whole.';
+    return evaluation
+      ? `Figures come from fine-tuning afresh with the model’s settings on each training split, scored on images it did not see${groups}.`
+      : '';
+  return `Figures come from cross-validation with the model’s settings${groups}.`;
 }

@@ -3,6 +3,7 @@
 // id from the request to the row; a cancel reaches a worker even inside a synchronous loop.
 
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -172,5 +173,19 @@ test(
       review?.evaluation.testPredictions,
       'every validation image with its prediction, for the confusion matrix and its cells',
     );
+    // The report is made from that stored Review (only it carries that source) and says what it is.
+    const out = path.join(tmpDir(), 'full.pdf');
+    const report = await t.call<{ jobId: string }>('report.export', {
+      kind: 'evaluation',
+      modelId: trained.modelId,
+      out,
+    });
+    assert.equal((await t.ended(report.jobId)).type, 'done');
+    if (spawnSync('pdftotext', ['-v']).status === 0) {
+      const text = execFileSync('pdftotext', [out, '-'], { encoding: 'utf8' }).replace(/\s+/g, ' ');
+      assert.match(text, /Evaluation: the model's own validation split/);
+      assert.match(text, /accuracy may read slightly high/);
+      assert.doesNotMatch(text, /object Object/);
+    } else console.warn('pdftotext (poppler-utils) is not installed: the report text is not checked');
   },
 );

@@ -45,9 +45,16 @@ test('an estimate stored before labels existed still gets one from its protocol'
 });
 
 test('a Review says whether it shows the model itself on its validation split or models fitted afresh', () => {
-  const own = reviewSourceLabel({ source: 'model-validation', testPredictions: 226 }, true);
-  assert.match(own, /model's own predictions on its validation split \(226 images/);
+  const own = reviewSourceLabel({ source: 'model-validation', testPredictions: 226, groupAware: true }, true);
+  assert.match(own, /model's own predictions on its validation split \(226 images, groups kept whole\)/);
+  assert.match(own, /accuracy may read slightly high/);
   assert.match(own, /cross-fitted/);
-  assert.match(reviewSourceLabel({ testPredictions: 226 }, true), /fine-tuning afresh/);
+  assert.doesNotMatch(
+    reviewSourceLabel({ source: 'model-validation', testPredictions: 9, groupAware: false }, true),
+    /groups/,
+    'no groups claimed where the project has none',
+  );
+  assert.match(reviewSourceLabel({ testPredictions: 226, groupAware: true }, true), /fine-tuning afresh/);
+  assert.equal(reviewSourceLabel(undefined, true), '', 'nothing claimed before the evaluation is there');
   assert.match(reviewSourceLabel(undefined, false), /cross-validation/);
 });

@@ -17,6 +17,7 @@ export function reviewKey(
   protocol?: Protocol,
   groupAware = true,
   tta: TtaKind = 'none',
+  dataFingerprint = projectFingerprint(project),
 ): EvaluationKey {
   // Without a protocol the model's default (chosen from the data) applies: the fingerprint covers it.
   const p = protocol ?? 'default';
@@ -25,23 +26,36 @@ export function reviewKey(
     protocol: tta === 'none' ? p : { protocol: p, tta },
     seed: model.seed,
     groupAware,
-    dataFingerprint: projectFingerprint(project),
+    dataFingerprint,
   };
 }
 
 /**
- * A fine-tuned model's own predictions on its validation split, stored as its Review for the current data
- * (the protocol Review asks for by default): Review and the report show the model itself, at no cost.
+ * A fine-tuned model's own predictions on its validation split, stored as its Review (the protocol Review
+ * asks for by default) for the data the run read, `dataFingerprint` taken when it started: labels edited
+ * during the run make it a miss, not a stale hit. Review and the report then show the model itself, at no
+ * cost. Nothing depends on it: without it Review fine-tunes afresh, so a failure to store it only says so.
  */
 export function storeModelValidation(
   project: Project,
   modelId: string,
   evaluation: EvaluationResult,
   jobId: string | null,
+  dataFingerprint: string,
 ): void {
-  const model = requireModel(project, modelId);
-  const stored: StoredReview = { evaluation, curve: [], roc: rocFor(evaluation) };
-  project.evaluations.put(reviewKey(project, model), stored, jobId);
+  try {
+    const model = requireModel(project, modelId);
+    const stored: StoredReview = { evaluation, curve: [], roc: rocFor(evaluation) };
+    project.evaluations.put(
+      reviewKey(project, model, undefined, true, 'none', dataFingerprint),
+      stored,
+      jobId,
+    );
+  } catch (e) {
+    console.warn(
+      `The Review of model ${modelId} was not stored (${(e as Error).message}); Review will compute it.`,
+    );
+  }
 }
 
 /** The stored review of a model for the project's current data, or null when it must be computed. */

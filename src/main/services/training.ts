@@ -15,6 +15,7 @@ import type { ModelRecord, TrainResult } from '../../shared/results.ts';
 import type { FinetuneStrategy } from '../../shared/strategies.ts';
 import type { TrainMeasurement } from '../../shared/train-estimate.ts';
 import { listBackbones, resolveBackbone } from '../engine/backbones/registry.ts';
+import { projectFingerprint } from '../engine/data-fingerprint.ts';
 import type { FinetuneRunOptions } from '../engine/finetune/train-finetune.ts';
 import { recommend } from '../engine/recommend.ts';
 import { trainModel } from '../engine/train.ts';
@@ -98,13 +99,14 @@ export function train(project: Project, req: TrainRequest, ctx: UseCaseContext =
   return runJob(project, 'train', req, ctx, async (jobId) => {
     if (isFinetuneRequest(req)) {
       const { trainFinetuneModel } = await finetuneEngine();
+      const dataFingerprint = projectFingerprint(project); // the data this run reads
       const { validation, ...result } = await trainFinetuneModel(project, resolveBackbone(req.backbone), {
         ...finetuneOptions(req.strategy, req.seed, req, ctx),
         jobId,
         ...(req.name ? { name: req.name } : {}),
         ...(req.pace ? { pace: req.pace } : {}),
       });
-      if (validation) storeModelValidation(project, result.modelId, validation, jobId);
+      if (validation) storeModelValidation(project, result.modelId, validation, jobId, dataFingerprint);
       return result;
     }
     const frozen: FrozenTrainRequest = req;

@@ -167,8 +167,9 @@ const DECODE_MACS = 0.4e9;
 
 /**
  * The whole run's work in one count, so the ETA covers every phase. With the pace the Train screen
- * measured, in its seconds: an image-view cached, an image through a training step. Without one, in
- * multiply–accumulates: an image-view through decoding and the frozen layers, an image through a step.
+ * measured, in its seconds: an image-view cached, an image through a training step (a validation image
+ * scored: a third of one). Without one, in multiply–accumulates: an image-view through decoding and the
+ * frozen layers, an image through a step.
  */
 export class RunMeter {
   private base = 0;
@@ -201,7 +202,10 @@ export class RunMeter {
     r: { train: number; validation: number; perEpoch: number; epochs: number },
     views: number,
   ): number {
-    return (r.train * views + r.validation) * this.prefixUnit + r.epochs * r.perEpoch * this.stepUnit;
+    return (
+      (r.train * views + r.validation) * this.prefixUnit +
+      r.epochs * (r.perEpoch + r.validation / 3) * this.stepUnit
+    );
   }
 
   private planned: { train: number; validation: number; perEpoch: number; epochs: number }[] = [];
@@ -232,8 +236,10 @@ export class RunMeter {
     const views = options.views ?? 4;
     const epochs = options.epochs ?? 10;
     const prefix = (train * views + validation) * this.prefixUnit;
+    // Every epoch ends by scoring the validation split through the trained layers: a third of a step.
+    const scoring = (validation / 3) * this.stepUnit;
     const base = this.base;
-    this.base += prefix + epochs * perEpoch * this.stepUnit;
+    this.base += prefix + epochs * (perEpoch + validation / 3) * this.stepUnit;
     this.total = Math.max(this.total, this.base); // a run not planned still moves the count forward
     const batch = options.batchSize ?? 16;
     return {
@@ -254,7 +260,11 @@ export class RunMeter {
             total: p.steps,
             epoch: { run, epoch: p.epoch, loss: p.loss, validationAccuracy: p.validationAccuracy ?? null },
             overall: {
-              done: base + prefix + Math.min(p.step * batch, epochs * perEpoch) * this.stepUnit,
+              done:
+                base +
+                prefix +
+                Math.min(p.step * batch, epochs * perEpoch) * this.stepUnit +
+                Math.min(p.epoch, epochs) * scoring,
               total: this.total,
             },
           });
@@ -266,7 +276,11 @@ export class RunMeter {
           total: p.steps,
           loss: p.loss,
           overall: {
-            done: base + prefix + Math.min(p.step * batch, epochs * perEpoch) * this.stepUnit,
+            done:
+              base +
+              prefix +
+              Math.min(p.step * batch, epochs * perEpoch) * this.stepUnit +
+              Math.min(p.epoch - 1, epochs) * scoring,
             total: this.total,
           },
         });

@@ -364,7 +364,7 @@ export async function renderEvaluationReport(input: EvaluationReportInput): Prom
     doc,
     `Evaluation: ${describeProtocol(ev)} (${protocolLabel(ev.protocol, ev.testPredictions)}). ${
       ev.source === 'model-validation'
-        ? 'These images were held out of its training; they also chose its epoch and fitted its temperature, so the calibration error is cross-fitted (each half rescaled by a temperature fitted on the other).'
+        ? 'These images were held out of its training; they also chose its epoch by early stopping (so accuracy may read slightly high) and fitted its temperature (so the calibration error is cross-fitted: each half rescaled by a temperature fitted on the other).'
         : `Each image is tested by a model fitted without it${ev.protocol.kind === 'episodes' ? ' (episodes re-use images across episodes)' : ''}.`
     }`,
   );

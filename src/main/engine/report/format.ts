@@ -1,7 +1,7 @@
 // Number formats shared by the PDF reports and the model card. A figure that is not exactly perfect
 // (or exactly zero) never reads as 100 % (or 0 %): a reader takes "100 %" as "no errors at all".
 
-import { AugmentSpecSchema, describeAugment } from '../../../shared/augment.ts';
+import { AugmentSpecSchema, DEFAULT_AUGMENT, describeAugment } from '../../../shared/augment.ts';
 
 /** Extra decimals tried before a near-1 (near-0) figure is cut down (up) instead of rounded. */
 const EXTRA_DIGITS = 2;
@@ -114,24 +114,30 @@ export function formatSetting(key: string, value: unknown): string {
   if (typeof value === 'string') return value;
   if (typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (typeof value !== 'object') return typeof value;
-  if (key === 'augment') {
+  const fields = value as Record<string, unknown>;
+  // The augmentation only when every field was recorded (a schema default would claim an unrecorded one).
+  if (key === 'augment' && Object.keys(DEFAULT_AUGMENT).every((k) => k in fields)) {
     const parsed = AugmentSpecSchema.safeParse(value);
     if (parsed.success) return describeAugment(parsed.data);
   }
   if (key === 'history' && Array.isArray(value))
-    return value
-      .map((h: { epoch?: number; loss?: number; validationAccuracy?: number | null }, i) => {
-        const loss = typeof h.loss === 'number' ? `loss ${h.loss.toFixed(3)}` : '';
+    return (value as unknown[])
+      .map((h, i) => {
+        const e = (h && typeof h === 'object' ? h : {}) as Record<string, unknown>;
+        const n = typeof e.epoch === 'number' ? e.epoch : i + 1;
+        const loss = typeof e.loss === 'number' ? `loss ${e.loss.toFixed(3)}` : 'no loss recorded';
         const acc =
-          typeof h.validationAccuracy === 'number' ? `, validation ${pct(h.validationAccuracy)}` : '';
-        return `${h.epoch ?? i + 1}: ${loss}${acc}`;
+          typeof e.validationAccuracy === 'number' ? `, validation ${pct(e.validationAccuracy)}` : '';
+        return `${n}: ${loss}${acc}`;
       })
       .join('; ');
-  if (key === 'placement') {
-    const p = value as { provider?: string; nodes?: number; cpuNodes?: number };
-    if (typeof p.nodes === 'number')
-      return `${p.provider ?? '?'}: ${p.nodes} nodes, ${p.cpuNodes ?? 0} of them on the CPU`;
-  }
+  if (
+    key === 'placement' &&
+    typeof fields.provider === 'string' &&
+    typeof fields.nodes === 'number' &&
+    typeof fields.cpuNodes === 'number'
+  )
+    return `${fields.provider}: ${fields.nodes} nodes, ${fields.cpuNodes} of them on the CPU`;
   if (Array.isArray(value) && value.every((v) => typeof v !== 'object' || v === null))
     return value.length ? value.map((v) => String(v)).join(', ') : 'none';
   const json = JSON.stringify(value);
