@@ -412,3 +412,44 @@ test(
     p.close();
   },
 );
+
+test(
+  "an evaluation's split models are made as the model is: a validation split of their training images (≥ 10 a class), none below",
+  { skip: needsShared, timeout: 300_000 },
+  async () => {
+    const root = tmpDir('fsl-inner-');
+    for (const cls of ['Platelets', 'RBC', 'WBC']) {
+      fs.mkdirSync(path.join(root, cls));
+      for (const f of fs.readdirSync(path.join(BCCD, cls)).sort().slice(0, 15))
+        fs.copyFileSync(path.join(BCCD, cls, f), path.join(root, cls, f));
+    }
+    const p = Project.create(path.join(tmpDir(), 'inner.fsl'));
+    await importFolder(p, root);
+    const entry = resolveBackbone(SQUEEZENET);
+    const seen: { train: number; validation: number }[] = [];
+    // The real engine, with what each split's model was given written down.
+    const observed: typeof finetune = (e, classes, train, options, validation = []) => {
+      seen.push({ train: train.length, validation: validation.length });
+      return finetune(e, classes, train, options, validation);
+    };
+    const options = {
+      strategy: 'last-stage' as const,
+      seed: 2,
+      epochs: 1,
+      views: 1,
+      augment: DEFAULT_AUGMENT,
+    };
+    // 3-fold: 10 training images a class per fold → 8 train, 2 validation each.
+    const folds = await evaluateFinetune(p, entry, { kind: 'kfold', folds: 3 }, options, observed);
+    assert.equal(folds.testPredictions, 45);
+    assert.deepEqual(
+      seen,
+      [0, 1, 2].map(() => ({ train: 24, validation: 6 })),
+    );
+    // A half hold-out: 7–8 training images a class, too few to hold a validation split out of.
+    seen.length = 0;
+    await evaluateFinetune(p, entry, { kind: 'holdout', testFraction: 0.5 }, options, observed);
+    assert.equal(seen[0]?.validation, 0, `${JSON.stringify(seen)}: 7–8 a class hold nothing out`);
+    p.close();
+  },
+);

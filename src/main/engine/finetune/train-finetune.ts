@@ -131,6 +131,7 @@ export async function evaluateFinetune(
     classes: string[],
     train: TrainingImage[],
     options: FinetuneOptions,
+    validation?: TrainingImage[],
   ) => Promise<{ onnx: Uint8Array }> = finetune,
 ): Promise<EvaluationResult> {
   const data = finetuneData(project);
@@ -143,11 +144,15 @@ export async function evaluateFinetune(
     const sub = sp.classes ?? data.classes.map((_, c) => c);
     const classMap = new Map(sub.map((c, i) => [c, i]));
     const { onProgress: _progress, groupAware: _groups, ...ftOptions } = options;
+    // Each split's model is made as the model itself was (planRun): with ≥ 10 training images in every
+    // class, a validation split of them (groups whole) stops early and fits the temperature.
+    const inner = innerValidation(data, groups, sp.train, classMap, sp.seed);
     const r = await trainer(
       entry,
       sub.map((c) => data.classes[c] as string),
-      trainingImages(project, data, sp.train, classMap),
+      trainingImages(project, data, inner.train, classMap),
       { ...ftOptions, seed: sp.seed },
+      trainingImages(project, data, inner.test, classMap),
     );
     units.push(splitUnit(await predict(project, data, r.onnx, entry, sp.test, sub), data.classes));
     options.onProgress?.({ phase: 'evaluating', done: k + 1, total: splits.length });
@@ -157,6 +162,22 @@ export async function evaluateFinetune(
     { strategy: options.strategy, protocol, seed, groupAware: groups !== null, pooled, splits },
     units,
   );
+}
+
+/** A split's training images with the validation split planRun would hold out of them (none below 10 a class). */
+function innerValidation(
+  data: FinetuneData,
+  groups: (string | null)[] | null,
+  train: number[],
+  classMap: Map<number, number>,
+  seed: number,
+): { train: number[]; test: number[] } {
+  const y = train.map((i) => classMap.get(data.y[i] as number) as number);
+  const counts = new Array<number>(classMap.size).fill(0);
+  for (const c of y) counts[c] = (counts[c] as number) + 1;
+  if (Math.min(...counts) < 10) return { train, test: [] };
+  const h = holdout(y, groups ? train.map((i) => groups[i] ?? null) : null, 0.2, seed, classMap.size);
+  return { train: h.train.map((j) => train[j] as number), test: h.test.map((j) => train[j] as number) };
 }
 
 /**
