@@ -164,7 +164,24 @@ export async function evaluateFinetune(
   );
 }
 
-/** A split's training images with the validation split planRun would hold out of them (none below 10 a class). */
+/**
+ * The validation split a fine-tuning holds out of its training images `y` (class indices 0…C−1): a
+ * fifth, stratified, groups whole, when every class has at least 10; else none. The model's own run
+ * (planRun) and each split's model in an evaluation use this one rule. Returns positions in `y`.
+ */
+export function validationSplit(
+  y: number[],
+  groups: (string | null)[] | null,
+  seed: number,
+  C: number,
+): { train: number[]; test: number[] } {
+  const counts = new Array<number>(C).fill(0);
+  for (const c of y) counts[c] = (counts[c] as number) + 1;
+  if (Math.min(...counts) < 10) return { train: y.map((_, i) => i), test: [] };
+  return holdout(y, groups, 0.2, seed, C);
+}
+
+/** A split's training images (project indices) with the validation split held out of them. */
 function innerValidation(
   data: FinetuneData,
   groups: (string | null)[] | null,
@@ -173,10 +190,7 @@ function innerValidation(
   seed: number,
 ): { train: number[]; test: number[] } {
   const y = train.map((i) => classMap.get(data.y[i] as number) as number);
-  const counts = new Array<number>(classMap.size).fill(0);
-  for (const c of y) counts[c] = (counts[c] as number) + 1;
-  if (Math.min(...counts) < 10) return { train, test: [] };
-  const h = holdout(y, groups ? train.map((i) => groups[i] ?? null) : null, 0.2, seed, classMap.size);
+  const h = validationSplit(y, groups ? train.map((i) => groups[i] ?? null) : null, seed, classMap.size);
   return { train: h.train.map((j) => train[j] as number), test: h.test.map((j) => train[j] as number) };
 }
 
@@ -320,11 +334,7 @@ export function planRun(
   seed: number,
 ): { split: { train: number[]; test: number[] }; folds: ReturnType<typeof planSplits>['splits'] | null } {
   const counts = data.classes.map((_, c) => data.y.filter((y) => y === c).length);
-  const all = data.y.map((_, i) => i);
-  const split =
-    Math.min(...counts) >= 10
-      ? holdout(data.y, data.groups, 0.2, seed, data.classes.length)
-      : { train: all, test: [] as number[] };
+  const split = validationSplit(data.y, data.groups, seed, data.classes.length);
   const folds =
     !split.test.length && Math.min(...counts) >= 3
       ? planSplits(data.y, data.groups, data.classes.length, { kind: 'kfold', folds: 3 }, seed).splits
